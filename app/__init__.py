@@ -1,0 +1,90 @@
+"""Depot: a JSON REST API that keeps users' files and their metadata.
+
+`create_app` is the one app factory: config, extensions, blueprints, error handlers, CLI,
+and the injector last, because Flask-Injector wraps the views that exist when it starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from flask_injector import FlaskInjector
+
+from app.config import Config, load_config
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the Depot app for `config` (default: the environment's, see app.config)."""
+    config = config or load_config()
+    config.validate()
+
+    app = Flask(__name__)
+    app.config.from_object(config)
+    Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+
+    register_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    register_injector(app)
+    register_first_start(app)
+    return app
+
+
+def register_logging(app: Flask) -> None:
+    from app.observability import configure_logging, register_request_id
+
+    configure_logging(app)
+    register_request_id(app)
+
+
+def register_extensions(app: Flask) -> None:
+    from app import models  # noqa: F401  (registers the tables on the metadata)
+    from app.api.parsing import parser
+    from app.extensions import db, limiter, migrate
+    from app.transactions import init_transactions
+
+    app.config["APISPEC_WEBARGS_PARSER"] = parser
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
+    limiter.init_app(app)
+    init_transactions(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.api import register_api, register_docs
+
+    register_api(app)
+    register_docs(app)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from app.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import register_cli
+
+    register_cli(app)
+
+
+def register_first_start(app: Flask) -> None:
+    from app.bootstrap import create_initial_admin
+
+    create_initial_admin(app)
+
+
+def register_injector(app: Flask) -> None:
+    from app.injection import DepotModule
+
+    # Flask-Injector also wraps the Jinja globals, and its wrapper of the bound `url_for`
+    # asks the injector for `**values: Any` ("Injecting Any is not supported"), which breaks
+    # the Swagger UI page. Templates need none of them injected: put the originals back.
+    jinja_globals = dict(app.jinja_env.globals)
+    # Services needed outside views (token checks, CLI, first start) come from app.injector.
+    app.injector = FlaskInjector(app=app, modules=[DepotModule()]).injector
+    app.jinja_env.globals.update(jinja_globals)

@@ -1,0 +1,27 @@
+"""Liveness and readiness probes, outside /api/v1 and without authentication."""
+
+from __future__ import annotations
+
+from flask_apispec import doc
+from injector import inject
+
+from app.api.resources import PublicResource
+from app.services.health import HealthService
+
+
+@doc(tags=["health"])
+class Liveness(PublicResource):
+    def get(self):
+        """The process is up."""
+        return {"status": "ok"}
+
+
+@doc(tags=["health"])
+class Readiness(PublicResource):
+    @inject
+    def __init__(self, health: HealthService) -> None:
+        self.health = health
+
+    def get(self):
+        """Every dependency answers (503 naming the one that does not)."""
+        return {"status": "ok", "checks": self.health.readiness()}

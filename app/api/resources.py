@@ -1,0 +1,35 @@
+"""Base classes for the API's resources: documentation defaults and authentication."""
+
+from __future__ import annotations
+
+from flask import Response, current_app
+from flask_apispec import MethodResource, doc
+
+from app.api.security import login_required
+from app.extensions import limiter
+
+
+def no_content() -> Response:
+    """The empty 204 answer of a successful delete or logout."""
+    return Response(status=204)
+
+
+def credential_rate_limit(view):
+    """Rate-limit a view method that takes passwords; the limit is read from config per request."""
+    return limiter.limit(lambda: current_app.config["AUTH_RATE_LIMIT"])(view)
+
+
+class PublicResource(MethodResource):
+    """A resource anyone may call."""
+
+
+@doc(security=[{"bearerAuth": []}])
+class AuthenticatedResource(MethodResource):
+    """A resource that requires a valid bearer token on every method.
+
+    The check wraps dispatch rather than using the `decorators` class attribute, because
+    Flask-Injector cannot rebuild a class-based view whose `as_view` result was decorated.
+    """
+
+    def dispatch_request(self, *args, **kwargs):
+        return login_required(super().dispatch_request)(*args, **kwargs)

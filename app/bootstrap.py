@@ -1,0 +1,28 @@
+"""First-start tasks: create the admin named by ADMIN_EMAIL/ADMIN_PASSWORD when there are no users."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from sqlalchemy import inspect
+
+from app.extensions import db
+from app.services.users import UserService
+
+log = logging.getLogger(__name__)
+
+
+def create_initial_admin(app: Flask) -> None:
+    """Create the configured admin once the schema exists; a no-op on every later start."""
+    email, password = app.config.get("ADMIN_EMAIL"), app.config.get("ADMIN_PASSWORD")
+    if not (email and password):
+        return
+    with app.app_context():
+        # Before `flask db upgrade` has run there is nothing to create the admin in.
+        if not inspect(db.engine).has_table("users"):
+            log.info("initial admin not created yet: the database has not been migrated")
+            return
+        user = app.injector.get(UserService).ensure_initial_admin(email, password)
+        if user is not None:
+            log.info("created the initial admin %s", user.email)

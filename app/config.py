@@ -1,0 +1,158 @@
+"""Configuration classes, one per environment, with every value read from the environment.
+
+A config object is built from an environment mapping (``os.environ`` by default, after
+python-dotenv has loaded ``.env``), so tests can build one from a plain dict. Production
+refuses to start without the secrets it needs and names the missing variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration cannot run the app (for example a missing secret)."""
+
+
+class _Env:
+    """Typed reads from an environment mapping; an empty string counts as unset."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        value = self.environ.get(name)
+        return value if value not in (None, "") else default
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.str(name)
+        if value is None:
+            return default
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+
+    def int(self, name: str, default: int | None) -> int | None:
+        value = self.str(name)
+        if value is None:
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+
+
+class Config:
+    """Settings shared by every environment; subclasses change what differs."""
+
+    ENV_NAME = "base"
+    TESTING = False
+    RATELIMIT_HEADERS_ENABLED = True
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    USERS_PER_PAGE_MAX = 100
+    # flask-apispec emits request bodies the OpenAPI 2.0 way, so the spec is 2.0 (Swagger).
+    APISPEC_TITLE = "Depot API"
+    APISPEC_VERSION = "v1"
+    APISPEC_OAS_VERSION = "2.0"
+    APISPEC_SWAGGER_URL = "/api/v1/openapi.json"
+    APISPEC_SWAGGER_UI_URL = "/api/v1/docs/"
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = _Env(os.environ if environ is None else environ)
+        self.DATA_DIR = env.str("DATA_DIR", str(BASE_DIR / "var"))
+        self.SECRET_KEY = env.str("SECRET_KEY")
+        self.SQLALCHEMY_DATABASE_URI = env.str("DATABASE_URL")
+        # Lifetime of a login (session) token, in seconds.
+        self.TOKEN_TTL_SECONDS = env.int("TOKEN_TTL_SECONDS", 3600)
+        # Werkzeug password hash method: scrypt at Werkzeug's default cost unless overridden.
+        self.PASSWORD_HASH_METHOD = env.str("PASSWORD_HASH_METHOD", "scrypt")
+        self.ALLOW_REGISTRATION = env.bool("ALLOW_REGISTRATION", False)
+        self.ADMIN_EMAIL = env.str("ADMIN_EMAIL")
+        self.ADMIN_PASSWORD = env.str("ADMIN_PASSWORD")
+        # JSON bodies are small; a larger body is refused with 413 before it is read.
+        self.MAX_CONTENT_LENGTH = env.int("MAX_JSON_BYTES", 1024 * 1024)
+        self.RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", True)
+        self.RATELIMIT_STORAGE_URI = env.str("RATELIMIT_STORAGE_URI", "memory://")
+        # Limit on the credential endpoints (login, registration), per client address.
+        self.AUTH_RATE_LIMIT = env.str("AUTH_RATE_LIMIT", "10 per minute")
+        self.LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
+
+    def validate(self) -> None:
+        """Check the settings before the app starts; only production is strict."""
+
+
+class DevelopmentConfig(Config):
+    """Local development: SQLite and a data folder inside the checkout, a throwaway secret."""
+
+    ENV_NAME = "development"
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__(environ)
+        env = _Env(os.environ if environ is None else environ)
+        self.SECRET_KEY = self.SECRET_KEY or "dev-only-insecure-secret-key-change-me"
+        self.SQLALCHEMY_DATABASE_URI = self.SQLALCHEMY_DATABASE_URI or (
+            "sqlite:///" + str(Path(self.DATA_DIR) / "depot.sqlite3")
+        )
+        self.ALLOW_REGISTRATION = env.bool("ALLOW_REGISTRATION", True)
+
+
+class TestingConfig(Config):
+    """The test suite: an in-memory database unless given one, cheap hashing, no rate limits."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__({} if environ is None else environ)
+        self.SECRET_KEY = self.SECRET_KEY or "testing-secret-key"
+        self.SQLALCHEMY_DATABASE_URI = self.SQLALCHEMY_DATABASE_URI or "sqlite://"
+        # A low scrypt cost keeps the suite fast; the algorithm and code path are production's.
+        self.PASSWORD_HASH_METHOD = "scrypt:1024:8:1"  # noqa: S105 (a method name, not a secret)
+        self.ALLOW_REGISTRATION = _Env(environ or {}).bool("ALLOW_REGISTRATION", True)
+        self.RATELIMIT_ENABLED = _Env(environ or {}).bool("RATELIMIT_ENABLED", False)
+
+
+class ProductionConfig(Config):
+    """Production: every secret comes from the environment."""
+
+    ENV_NAME = "production"
+
+    def validate(self) -> None:
+        """Refuse to start without a real secret key and database URL, naming what is missing."""
+        missing = [
+            name
+            for name, value in (
+                ("SECRET_KEY", self.SECRET_KEY),
+                ("DATABASE_URL", self.SQLALCHEMY_DATABASE_URI),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(f"Missing required environment variable(s): {', '.join(missing)}")
+        if len(self.SECRET_KEY) < 32:
+            raise ConfigError("SECRET_KEY must be at least 32 characters long")
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def load_config(name: str | None = None) -> Config:
+    """Build the config named by `name`, else by DEPOT_ENV (default: development).
+
+    `.env` is loaded first; variables already in the environment win over it.
+    """
+    load_dotenv(BASE_DIR / ".env")
+    name = name or os.environ.get("DEPOT_ENV") or "development"
+    try:
+        config_class = CONFIGS[name]
+    except KeyError:
+        raise ConfigError(f"Unknown DEPOT_ENV {name!r}; expected one of: {', '.join(CONFIGS)}") from None
+    return config_class()

@@ -1,0 +1,116 @@
+"""The one place where errors become HTTP responses, all with the same JSON shape:
+
+    {"status": 422, "error": "validation_failed", "message": "...", "fields": {...}}
+
+Domain exceptions map to statuses here; Werkzeug's HTTP errors (404, 405, 413, the 422 that
+webargs raises for schema failures, Flask-Limiter's 429) get the same shape, and anything
+unexpected becomes a 500 whose body carries only the request id, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+from app import exceptions as exc
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[exc.DepotError], int] = {
+    exc.Invalid: 422,
+    exc.AuthenticationFailed: 401,
+    exc.Forbidden: 403,
+    exc.NotFound: 404,
+    exc.Conflict: 409,
+    exc.TooLarge: 413,
+    exc.Unsupported: 415,
+    exc.Unavailable: 503,
+}
+
+# Codes for Werkzeug's HTTP errors; anything else falls back to a slug of its name.
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None) -> Response:
+    """Build the JSON error response every failure in the API uses."""
+    body = {"status": status, "error": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    request_id = g.get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    response = jsonify(body)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="depot"'
+    return response
+
+
+def _status_for(error: exc.DepotError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def handle_domain_error(error: exc.DepotError) -> Response:
+    return error_response(_status_for(error), error.code, error.message, error.fields)
+
+
+def _flatten_webargs_messages(messages: dict) -> dict:
+    """webargs nests messages by location ({"json": {"email": [...]}}); clients want fields."""
+    fields: dict = {}
+    for location_messages in messages.values():
+        if isinstance(location_messages, dict):
+            fields.update(location_messages)
+        else:
+            fields.setdefault("_schema", []).extend(location_messages)
+    return fields
+
+
+def handle_http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    code = HTTP_CODES.get(status, (error.name or "error").lower().replace(" ", "_"))
+    data = getattr(error, "data", None) or {}
+    fields = _flatten_webargs_messages(data["messages"]) if "messages" in data else None
+    message = error.description or error.name
+    if status == 422:
+        message = "The request body or parameters are invalid."
+    elif fields and set(fields) == {"_schema"}:
+        # A message about the body as a whole (not valid JSON, nested too deeply).
+        message = " ".join(fields.pop("_schema"))
+    response = error_response(status, code, message, fields)
+    # Keep headers the error carries (Allow on 405, Retry-After on 429).
+    for name, value in error.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
+
+
+def handle_unexpected_error(error: Exception) -> Response:
+    log.exception("unhandled error while serving the request")
+    return error_response(
+        500, "internal_error", "An unexpected error occurred; quote the request id when reporting it."
+    )
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route every error the app can raise through the JSON shape above."""
+    app.register_error_handler(exc.DepotError, handle_domain_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(Exception, handle_unexpected_error)

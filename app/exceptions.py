@@ -1,0 +1,82 @@
+"""Domain exceptions raised by services; `app.errors` turns each into one JSON error shape.
+
+Services speak only in these terms and never in HTTP ones, so the same rules can run from
+the API, the CLI or a test without a request.
+"""
+
+from __future__ import annotations
+
+
+class DepotError(Exception):
+    """Base of every domain error: a stable machine-readable code and a human message."""
+
+    code = "error"
+    default_message = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, *, fields: dict | None = None) -> None:
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+        self.fields = fields
+
+
+class Invalid(DepotError):
+    """The input is well-formed but breaks a rule (a wrong current password, say)."""
+
+    code = "validation_failed"
+    default_message = "The request is invalid."
+
+
+class AuthenticationFailed(DepotError):
+    """Credentials or a token were missing, wrong, expired or revoked."""
+
+    code = "unauthorized"
+    default_message = "Authentication is required."
+
+
+class Forbidden(DepotError):
+    """The caller is known but may not do this."""
+
+    code = "forbidden"
+    default_message = "You are not allowed to do this."
+
+
+class RegistrationClosed(Forbidden):
+    """Self-service sign-up is switched off."""
+
+    code = "registration_closed"
+    default_message = "Registration is disabled on this server."
+
+
+class NotFound(DepotError):
+    """The resource does not exist, or the caller may not know that it does."""
+
+    code = "not_found"
+    default_message = "The resource was not found."
+
+
+class Conflict(DepotError):
+    """The request contradicts the current state (a taken email, the last admin)."""
+
+    code = "conflict"
+    default_message = "The request conflicts with the current state."
+
+
+class TooLarge(DepotError):
+    """A size or quota limit would be exceeded."""
+
+    code = "payload_too_large"
+    default_message = "The request is too large."
+
+
+class Unsupported(DepotError):
+    """The content type or format is not accepted."""
+
+    code = "unsupported_media_type"
+    default_message = "This media type is not supported."
+
+
+class Unavailable(DepotError):
+    """A dependency (database, file store) is not answering."""
+
+    code = "unavailable"
+    default_message = "The service is temporarily unavailable."

@@ -1,0 +1,31 @@
+"""The dependency-injection bindings: which object each service and resource receives."""
+
+from __future__ import annotations
+
+from flask import Config
+from injector import Binder, Module, provider, singleton
+from sqlalchemy.orm import scoped_session
+from transaction import ThreadTransactionManager
+
+from app import transactions
+from app.extensions import db
+from app.services.api_tokens import ApiTokenService
+from app.services.auth import AuthService
+from app.services.health import HealthService
+from app.services.passwords import PasswordHasher
+from app.services.users import UserService
+
+
+class DepotModule(Module):
+    """Binds infrastructure to its single instance and makes the stateless services singletons."""
+
+    def configure(self, binder: Binder) -> None:
+        binder.bind(ThreadTransactionManager, to=transactions.manager)
+        binder.bind(scoped_session, to=db.session)
+        for service in (AuthService, UserService, ApiTokenService, HealthService):
+            binder.bind(service, scope=singleton)
+
+    @singleton
+    @provider
+    def password_hasher(self, config: Config) -> PasswordHasher:
+        return PasswordHasher(config["PASSWORD_HASH_METHOD"])

@@ -1,0 +1,7 @@
+"""SQLAlchemy entities; importing this package registers every table on the metadata."""
+
+from app.models.api_token import ApiToken
+from app.models.auth_session import AuthSession
+from app.models.user import Role, User, UserRole
+
+__all__ = ["ApiToken", "AuthSession", "Role", "User", "UserRole"]

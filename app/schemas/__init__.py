@@ -1,0 +1,1 @@
+"""Marshmallow schemas: request shapes (create, update, query) and response shapes, kept apart."""

@@ -1,0 +1,79 @@
+"""Building blocks shared by the schemas: strict inputs, text rules and pagination."""
+
+from __future__ import annotations
+
+import re
+
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
+
+# Control characters and bidi overrides have no place in names and are used to spoof text.
+_FORBIDDEN_TEXT = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+
+
+def no_control_characters(value: str) -> None:
+    if _FORBIDDEN_TEXT.search(value):
+        raise ValidationError("Must not contain control or bidirectional-override characters.")
+
+
+class InputSchema(Schema):
+    """A request body: unknown fields are errors, so nobody sets a field they do not own."""
+
+    class Meta:
+        unknown = RAISE
+
+
+def person_name(**kwargs) -> fields.String:
+    return fields.String(
+        validate=[validate.Length(min=1, max=100), no_control_characters],
+        metadata={"description": "Display name.", "example": "Ada Lovelace"},
+        **kwargs,
+    )
+
+
+def password_field(**kwargs) -> fields.String:
+    return fields.String(
+        load_only=True,
+        validate=validate.Length(min=8, max=256),
+        metadata={"description": "8 to 256 characters.", "format": "password"},
+        **kwargs,
+    )
+
+
+def email_field(**kwargs) -> fields.Email:
+    return fields.Email(validate=validate.Length(max=254), metadata={"example": "ada@example.com"}, **kwargs)
+
+
+class PageQuery(Schema):
+    """`page` from 1; `per_page` defaults to 20 and is capped at 100."""
+
+    MAX_PER_PAGE = 100
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(
+        load_default=20,
+        validate=validate.Range(min=1),
+        metadata={"description": "Items per page; values above 100 are capped to 100."},
+    )
+
+    @post_load
+    def cap_per_page(self, data, **_kwargs):
+        data["per_page"] = min(data["per_page"], self.MAX_PER_PAGE)
+        return data
+
+
+class PageSchema(Schema):
+    """The envelope of a paginated listing."""
+
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class ErrorSchema(Schema):
+    """The shape of every error response."""
+
+    status = fields.Integer(required=True)
+    error = fields.String(required=True)
+    message = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields")
+    request_id = fields.String()

@@ -1,0 +1,1 @@
+"""Business rules: each service owns its transactions and raises only domain exceptions."""

@@ -1,0 +1,150 @@
+"""AuthService: logins, bearer-token checks and logouts.
+
+Two kinds of bearer token are accepted the same way:
+- session tokens, signed with itsdangerous from SECRET_KEY, carrying only the id of an
+  `auth_sessions` row; deleting the row revokes the token at once, on every replica;
+- personal API tokens (`dpt_...`), random secrets stored as SHA-256 hashes.
+Either way the user and their roles are read from the database on every request, so a role
+change or a deactivation applies to the very next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import Config
+from injector import inject
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, select
+from sqlalchemy.orm import scoped_session
+from transaction import ThreadTransactionManager
+
+from app.exceptions import AuthenticationFailed
+from app.models import ApiToken, AuthSession, User
+from app.models.base import utcnow
+from app.services.passwords import PasswordHasher
+from app.services.principal import Principal
+
+SESSION_TOKEN_SALT = "depot.session-token.v1"  # noqa: S105 (a namespace, not a secret)
+API_TOKEN_PREFIX = "dpt_"  # noqa: S105 (a public prefix)
+# Recording every use of an API token would turn each read into a write; a minute is precise
+# enough for "last used".
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def normalize_email(email: str) -> str:
+    """Emails compare case-insensitively; store and look them up in one form."""
+    return email.strip().lower()
+
+
+def hash_api_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A freshly signed session token and the user it belongs to."""
+
+    access_token: str
+    expires_in: int
+    user: User
+    token_type: str = "Bearer"  # noqa: S105 (the scheme name)
+
+
+class AuthService:
+    """Turns credentials into tokens and tokens into principals."""
+
+    @inject
+    def __init__(
+        self,
+        tm: ThreadTransactionManager,
+        session: scoped_session,
+        hasher: PasswordHasher,
+        config: Config,
+    ) -> None:
+        self.tm = tm
+        self.session = session
+        self.hasher = hasher
+        self.ttl = int(config["TOKEN_TTL_SECONDS"])
+        self.serializer = URLSafeTimedSerializer(config["SECRET_KEY"], salt=SESSION_TOKEN_SALT)
+
+    def login(self, email: str, password: str) -> IssuedToken:
+        """Check the password and open a session; unknown email and wrong password look alike."""
+        with self.tm:
+            user = self.session.scalar(select(User).where(User.email == normalize_email(email)))
+            # verify() runs the KDF even when the user is unknown, so both failures cost the same.
+            password_ok = self.hasher.verify(user.password_hash if user else None, password)
+            if not password_ok or not user.active:
+                raise AuthenticationFailed("Invalid email or password.")
+            now = utcnow()
+            # Housekeeping: a login is a natural moment to drop this user's expired sessions.
+            self.session.execute(
+                delete(AuthSession).where(AuthSession.user_id == user.id, AuthSession.expires_at <= now)
+            )
+            auth_session = AuthSession(user_id=user.id, expires_at=now + timedelta(seconds=self.ttl))
+            self.session.add(auth_session)
+            self.session.flush()
+        token = self.serializer.dumps({"sid": auth_session.id})
+        return IssuedToken(access_token=token, expires_in=self.ttl, user=user)
+
+    def authenticate(self, token: str | None) -> Principal | None:
+        """The principal a bearer token stands for, or None if it is invalid, expired or revoked."""
+        if not token:
+            return None
+        if token.startswith(API_TOKEN_PREFIX):
+            return self._authenticate_api_token(token)
+        return self._authenticate_session_token(token)
+
+    def _authenticate_session_token(self, token: str) -> Principal | None:
+        try:
+            payload = self.serializer.loads(token, max_age=self.ttl)
+        except BadSignature:  # also covers SignatureExpired
+            return None
+        session_id = payload.get("sid") if isinstance(payload, dict) else None
+        if not isinstance(session_id, str):
+            return None
+        with self.tm:
+            row = self.session.execute(
+                select(AuthSession, User).join(User, User.id == AuthSession.user_id).where(AuthSession.id == session_id)
+            ).first()
+        if row is None:
+            return None
+        auth_session, user = row
+        if auth_session.expires_at <= utcnow() or not user.active:
+            return None
+        return Principal(user_id=user.id, roles=frozenset(user.roles), session_id=auth_session.id)
+
+    def _authenticate_api_token(self, token: str) -> Principal | None:
+        now = utcnow()
+        with self.tm:
+            row = self.session.execute(
+                select(ApiToken, User)
+                .join(User, User.id == ApiToken.user_id)
+                .where(ApiToken.token_hash == hash_api_token(token))
+            ).first()
+            if row is None:
+                return None
+            api_token, user = row
+            if (api_token.expires_at is not None and api_token.expires_at <= now) or not user.active:
+                return None
+            if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_RESOLUTION:
+                api_token.last_used_at = now
+        # A token never grants more than its owner holds now, even after a demotion.
+        roles = frozenset(api_token.roles) & frozenset(user.roles)
+        return Principal(user_id=user.id, roles=roles, api_token_id=api_token.id)
+
+    def logout(self, principal: Principal) -> None:
+        """Revoke the very token this request was made with."""
+        with self.tm:
+            if principal.session_id:
+                self.session.execute(delete(AuthSession).where(AuthSession.id == principal.session_id))
+            if principal.api_token_id:
+                self.session.execute(delete(ApiToken).where(ApiToken.id == principal.api_token_id))
+
+    def logout_all(self, principal: Principal) -> None:
+        """Revoke every token of the caller: all sessions and all personal API tokens."""
+        with self.tm:
+            self.session.execute(delete(AuthSession).where(AuthSession.user_id == principal.user_id))
+            self.session.execute(delete(ApiToken).where(ApiToken.user_id == principal.user_id))

@@ -1,0 +1,107 @@
+"""Fixtures for the in-process suite: a Depot app per test on SQLite in a temporary folder,
+migrated with the real migrations, driven through WebTest with the real transaction manager."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from webtest import TestApp
+
+from app import create_app
+from app.config import TestingConfig
+from app.extensions import db
+from app.models import User
+from app.services.users import UserService
+from tests.helpers import PASSWORD, bearer
+
+_emails = itertools.count(1)
+
+
+@pytest.fixture
+def app_factory(tmp_path) -> Callable[..., Flask]:
+    """Builds migrated apps on one SQLite file in tmp_path; keyword args override settings."""
+    apps: list[Flask] = []
+
+    def build(**settings: str) -> Flask:
+        environ = {"DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path}/depot.sqlite3", **settings}
+        app = create_app(TestingConfig(environ))
+        with app.app_context():
+            upgrade()
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory) -> Flask:
+    """A Depot app with the testing config on a fresh, migrated SQLite database."""
+    return app_factory()
+
+
+@pytest.fixture
+def testapp(app) -> TestApp:
+    """WebTest client for `app`."""
+    return TestApp(app)
+
+
+@pytest.fixture
+def make_user(app) -> Callable[..., User]:
+    """Creates a user through UserService: make_user(roles=["uploader"], active=False, email=...)."""
+
+    def make(roles=("user",), active=True, email=None, password=PASSWORD, name="Test User") -> User:
+        email = email or f"user{next(_emails)}@example.com"
+        with app.app_context():
+            service = app.injector.get(UserService)
+            user = service.create_account(email, password, name, roles)
+            if not active:
+                with service.tm:
+                    service.session.get(User, user.id).active = False
+                user.active = False
+        return user
+
+    return make
+
+
+@pytest.fixture
+def login(testapp) -> Callable[[User], str]:
+    """Logs a user in over the API and returns the session token."""
+
+    def do_login(user: User, password: str = PASSWORD) -> str:
+        response = testapp.post_json("/api/v1/auth/token", {"email": user.email, "password": password})
+        return response.json["access_token"]
+
+    return do_login
+
+
+@pytest.fixture
+def admin(make_user) -> User:
+    """An active admin."""
+    return make_user(roles=["admin"])
+
+
+@pytest.fixture
+def admin_headers(admin, login) -> dict[str, str]:
+    """Authorization headers of a logged-in admin."""
+    return bearer(login(admin))
+
+
+@pytest.fixture
+def fetch(app) -> Callable:
+    """Reads database state in a fresh app context: fetch(lambda session: session.get(User, id))."""
+
+    def run(query: Callable):
+        with app.app_context():
+            result = query(db.session)
+            # Detach the results first: ending the context rolls back, which would expire them.
+            db.session.expunge_all()
+            return result
+
+    return run
