@@ -105,6 +105,7 @@ class TestingConfig(Config):
 
     ENV_NAME = "testing"
     TESTING = True
+    __test__ = False  # a config, not a pytest test class
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__({} if environ is None else environ)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from flask_apispec import doc
+from flask_apispec import doc, marshal_with
 from injector import inject
 
 from app.api.resources import PublicResource
+from app.schemas.health import HealthSchema, ReadinessSchema
 from app.services.health import HealthService
 
 
 @doc(tags=["health"])
 class Liveness(PublicResource):
+    @marshal_with(HealthSchema(), code=200)
     def get(self):
         """The process is up."""
         return {"status": "ok"}
@@ -22,6 +24,7 @@ class Readiness(PublicResource):
     def __init__(self, health: HealthService) -> None:
         self.health = health
 
+    @marshal_with(ReadinessSchema(), code=200)
     def get(self):
         """Every dependency answers (503 naming the one that does not)."""
         return {"status": "ok", "checks": self.health.readiness()}

@@ -19,6 +19,7 @@ from transaction import ThreadTransactionManager
 from app.exceptions import Forbidden, NotFound
 from app.models import ApiToken
 from app.models.base import utcnow
+from app.models.user import Role
 from app.services.auth import API_TOKEN_PREFIX, hash_api_token
 from app.services.principal import Principal
 
@@ -52,7 +53,7 @@ class ApiTokenService:
     ) -> CreatedToken:
         """Issue a token with `roles` (default: all of the caller's), expiring after the given days."""
         granted = set(principal.roles if roles is None else roles)
-        beyond = granted - principal.roles
+        beyond = {role for role in granted if not principal.has(Role(role))}
         if beyond:
             raise Forbidden(
                 f"A token cannot carry roles you do not hold: {', '.join(sorted(beyond))}.",

@@ -24,6 +24,7 @@ from transaction import ThreadTransactionManager
 from app.exceptions import AuthenticationFailed
 from app.models import ApiToken, AuthSession, User
 from app.models.base import utcnow
+from app.models.user import Role
 from app.services.passwords import PasswordHasher
 from app.services.principal import Principal
 
@@ -131,8 +132,10 @@ class AuthService:
                 return None
             if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_RESOLUTION:
                 api_token.last_used_at = now
-        # A token never grants more than its owner holds now, even after a demotion.
-        roles = frozenset(api_token.roles) & frozenset(user.roles)
+        # A token never grants more than its owner holds now, even after a demotion
+        # (an admin holds every role in effect, so an admin's narrowed token keeps its roles).
+        owner = Principal(user_id=user.id, roles=frozenset(user.roles))
+        roles = frozenset(role for role in api_token.roles if owner.has(Role(role)))
         return Principal(user_id=user.id, roles=roles, api_token_id=api_token.id)
 
     def logout(self, principal: Principal) -> None:

@@ -27,7 +27,9 @@ def count_users(fetch) -> int:
 
 
 def test_register_creates_a_plain_user_with_a_hashed_password(testapp, fetch):
-    response = testapp.post_json(REGISTER, {"email": "Ada@Example.com", "password": PASSWORD, "name": "Ada"}, status=201)
+    response = testapp.post_json(
+        REGISTER, {"email": "Ada@Example.com", "password": PASSWORD, "name": "Ada"}, status=201
+    )
 
     body = response.json
     assert body["email"] == "ada@example.com"
@@ -53,7 +55,9 @@ def test_register_is_refused_when_registration_is_disabled(app_factory, fetch):
 def test_register_with_a_taken_email_in_other_case_is_a_conflict(testapp, make_user, fetch):
     make_user(email="taken@example.com")
 
-    response = testapp.post_json(REGISTER, {"email": "TAKEN@example.com", "password": PASSWORD, "name": "B"}, status=409)
+    response = testapp.post_json(
+        REGISTER, {"email": "TAKEN@example.com", "password": PASSWORD, "name": "B"}, status=409
+    )
 
     assert response.json == {
         "status": 409,
@@ -87,7 +91,9 @@ def test_register_rejects_invalid_fields_and_fields_the_client_does_not_own(test
 
 
 def test_a_body_that_is_not_json_is_unsupported_media_type(testapp):
-    response = testapp.post(REGISTER, "email=a@example.com", content_type="application/x-www-form-urlencoded", status=415)
+    response = testapp.post(
+        REGISTER, "email=a@example.com", content_type="application/x-www-form-urlencoded", status=415
+    )
 
     assert response.json["error"] == "unsupported_media_type"
 
@@ -135,11 +141,15 @@ def test_wrong_password_and_unknown_email_give_the_same_401(testapp, make_user):
     wrong = testapp.post_json(TOKEN, {"email": user.email, "password": "wrong password"}, status=401)
     unknown = testapp.post_json(TOKEN, {"email": "nobody@example.com", "password": "wrong password"}, status=401)
 
-    assert without_request_id(wrong.json) == without_request_id(unknown.json) == {
-        "status": 401,
-        "error": "unauthorized",
-        "message": "Invalid email or password.",
-    }
+    assert (
+        without_request_id(wrong.json)
+        == without_request_id(unknown.json)
+        == {
+            "status": 401,
+            "error": "unauthorized",
+            "message": "Invalid email or password.",
+        }
+    )
     assert wrong.headers["WWW-Authenticate"].startswith("Bearer")
     assert unknown.headers["WWW-Authenticate"].startswith("Bearer")
 
