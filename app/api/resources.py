@@ -10,8 +10,10 @@ from app.extensions import limiter
 
 
 def no_content() -> Response:
-    """The empty 204 answer of a successful delete or logout."""
-    return Response(status=204)
+    """The empty 204 answer of a successful delete or logout (no body, so no Content-Type)."""
+    response = Response(status=204)
+    del response.headers["Content-Type"]
+    return response
 
 
 def credential_rate_limit(view):
