@@ -14,6 +14,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_EXTENSIONS = "png,jpg,jpeg,gif,webp,pdf,txt,csv,json,md,zip,gz"
 
 
 class ConfigError(RuntimeError):
@@ -80,6 +81,20 @@ class Config:
         # Limit on the credential endpoints (login, registration), per client address.
         self.AUTH_RATE_LIMIT = env.str("AUTH_RATE_LIMIT", "10 per minute")
         self.LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
+        # Uploads: the local file store's folder, the size limit, allowed extensions, quotas.
+        self.UPLOAD_DIR = env.str("UPLOAD_DIR", str(Path(self.DATA_DIR) / "uploads"))
+        self.MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", 1024**3)
+        self.ALLOWED_EXTENSIONS = tuple(
+            sorted(
+                ext.strip().lower().lstrip(".")
+                for ext in (env.str("ALLOWED_EXTENSIONS", DEFAULT_EXTENSIONS) or "").split(",")
+                if ext.strip()
+            )
+        )
+        self.USER_QUOTA_BYTES = env.int("USER_QUOTA_BYTES", None)
+        # Signed download links: default and longest lifetime, in seconds.
+        self.LINK_TTL_SECONDS = env.int("LINK_TTL_SECONDS", 3600)
+        self.LINK_MAX_TTL_SECONDS = env.int("LINK_MAX_TTL_SECONDS", 7 * 24 * 3600)
 
     def validate(self) -> None:
         """Check the settings before the app starts; only production is strict."""

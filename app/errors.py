@@ -19,6 +19,7 @@ from app import exceptions as exc
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[exc.DepotError], int] = {
+    exc.Malformed: 400,
     exc.Invalid: 422,
     exc.AuthenticationFailed: 401,
     exc.Forbidden: 403,

@@ -26,6 +26,13 @@ class Invalid(DepotError):
     default_message = "The request is invalid."
 
 
+class Malformed(DepotError):
+    """The request body cannot be parsed (broken JSON or multipart, a truncated body)."""
+
+    code = "bad_request"
+    default_message = "The request body is malformed."
+
+
 class AuthenticationFailed(DepotError):
     """Credentials or a token were missing, wrong, expired or revoked."""
 

@@ -13,7 +13,11 @@ from app.services.api_tokens import ApiTokenService
 from app.services.auth import AuthService
 from app.services.health import HealthService
 from app.services.passwords import PasswordHasher
+from app.services.uploads import UploadService
 from app.services.users import UserService
+from app.storage.base import FileStore
+from app.storage.local import LocalFileStore
+from app.storage.transactional import TransactionalFiles
 
 
 class DepotModule(Module):
@@ -22,8 +26,18 @@ class DepotModule(Module):
     def configure(self, binder: Binder) -> None:
         binder.bind(ThreadTransactionManager, to=transactions.manager)
         binder.bind(scoped_session, to=db.session)
-        for service in (AuthService, UserService, ApiTokenService, HealthService):
+        for service in (AuthService, UserService, ApiTokenService, HealthService, UploadService):
             binder.bind(service, scope=singleton)
+
+    @singleton
+    @provider
+    def file_store(self, config: Config) -> FileStore:
+        return LocalFileStore(config["UPLOAD_DIR"])
+
+    @singleton
+    @provider
+    def transactional_files(self, store: FileStore, tm: ThreadTransactionManager) -> TransactionalFiles:
+        return TransactionalFiles(store, tm)
 
     @singleton
     @provider

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
-from app.api import api_tokens, auth, health, users
+from app.api import api_tokens, auth, health, uploads, users
 from app.openapi import DepotApiSpec
 
 API_PREFIX = "/api/v1"
@@ -23,6 +23,13 @@ API_ROUTES = [
     ("/users/me/tokens/<uuid:token_id>", "api_token_detail", api_tokens.ApiTokenDetail),
     ("/users", "user_list", users.UserList),
     ("/users/<uuid:user_id>", "user_detail", users.UserDetail),
+    ("/uploads", "upload_list", uploads.UploadList),
+    ("/uploads/policy", "upload_policy", uploads.UploadPolicy),
+    ("/uploads/<uuid:upload_id>", "upload_detail", uploads.UploadDetail),
+    ("/uploads/<uuid:upload_id>/content", "upload_content", uploads.UploadContent),
+    ("/uploads/<uuid:upload_id>/links", "upload_links", uploads.UploadLinks),
+    ("/uploads/<filename>", "upload_raw", uploads.UploadRaw),
+    ("/links/<token>", "shared_content", uploads.SharedContent),
 ]
 
 PROBE_ROUTES = [

@@ -2,6 +2,7 @@
 
 from app.models.api_token import ApiToken
 from app.models.auth_session import AuthSession
+from app.models.upload import Upload, UploadTag, Visibility
 from app.models.user import Role, User, UserRole
 
-__all__ = ["ApiToken", "AuthSession", "Role", "User", "UserRole"]
+__all__ = ["ApiToken", "AuthSession", "Role", "Upload", "UploadTag", "User", "UserRole", "Visibility"]

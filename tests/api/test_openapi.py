@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from app.api import API_PREFIX, API_ROUTES
 
 
@@ -17,7 +19,7 @@ def test_the_spec_lists_every_endpoint_with_bearer_security(testapp):
     }
     documented = set(spec["paths"])
     for rule, _endpoint, _resource in API_ROUTES:
-        path = API_PREFIX + rule.replace("<uuid:", "{").replace(">", "}")
+        path = API_PREFIX + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
         assert path in documented, path
     assert {"/healthz", "/readyz"} <= documented
 

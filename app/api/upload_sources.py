@@ -1,0 +1,204 @@
+"""HTTP adapters that turn an upload request into an `IncomingUpload` for UploadService.
+
+The body is read only when the service calls `receive`, in chunks, and the file's bytes go
+straight to the store's staging area: nothing holds the whole body in memory. Multipart is
+parsed with Werkzeug's sans-IO `MultipartDecoder`, which lets us enforce our own limits
+(one file part, few and small fields, bounded part headers) while the bytes stream past.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Iterator
+
+from flask import Request
+from marshmallow import Schema, ValidationError
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+
+from app.exceptions import Invalid, Malformed, Unsupported
+from app.services.incoming import FilePart, ReceivedUpload
+from app.storage.base import StagedFile
+
+CHUNK_BYTES = 256 * 1024  # Werkzeug's decoder is fastest around this size (measured)
+MAX_FIELD_BYTES = 8 * 1024
+MAX_PARTS = 24
+# A part's headers are small; a decoder buffer far beyond one chunk means they never end.
+MAX_DECODER_BUFFER = CHUNK_BYTES + 64 * 1024
+_CONTENT_DIGEST_SHA256 = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]+):\s*(?:,|$)", re.IGNORECASE)
+
+
+def _digest_from_header(request: Request) -> str | None:
+    """The hex SHA-256 from an RFC 9530 `Content-Digest: sha-256=:<base64>:` header, if sent."""
+    header = request.headers.get("Content-Digest")
+    if not header:
+        return None
+    match = _CONTENT_DIGEST_SHA256.search(header)
+    if not match:
+        raise Invalid(
+            "Content-Digest must carry a sha-256 value: sha-256=:<base64>:",
+            fields={"Content-Digest": ["Expected sha-256=:<base64>:."]},
+        )
+    try:
+        raw = base64.b64decode(match.group(1), validate=True)
+    except binascii.Error:
+        raw = b""
+    if len(raw) != 32:
+        raise Invalid(
+            "Content-Digest's sha-256 value is not a base64 SHA-256.", fields={"Content-Digest": ["Bad value."]}
+        )
+    return raw.hex()
+
+
+def _load_metadata(schema: Schema, data: dict) -> dict:
+    try:
+        return schema.load(data)
+    except ValidationError as error:
+        raise Invalid("The upload's metadata is invalid.", fields=error.messages) from None
+
+
+def _combine_digests(metadata: dict, header_digest: str | None) -> str | None:
+    field_digest = (metadata.pop("sha256", None) or "").lower() or None
+    if field_digest and header_digest and field_digest != header_digest:
+        raise Invalid("The sha256 field and the Content-Digest header disagree.", fields={"sha256": ["Mismatch."]})
+    return field_digest or header_digest
+
+
+def _allow_large_body(request: Request) -> None:
+    # The app-wide MAX_CONTENT_LENGTH is sized for JSON; uploads have their own limits,
+    # enforced by UploadService before and while the body is read.
+    request.max_content_length = None
+
+
+class MultipartUpload:
+    """`POST /uploads` with a multipart/form-data body: one `file` part plus metadata fields."""
+
+    envelope_allowance = MAX_PARTS * (MAX_FIELD_BYTES + 1024)
+
+    def __init__(self, request: Request, metadata_schema: Schema) -> None:
+        if request.mimetype != "multipart/form-data":
+            raise Unsupported("Send the upload as multipart/form-data with a 'file' part (or use PUT with a raw body).")
+        boundary = request.mimetype_params.get("boundary", "")
+        if not boundary or len(boundary) > 200:
+            raise Malformed("The multipart Content-Type has no usable boundary.")
+        _allow_large_body(request)
+        self.request = request
+        self.boundary = boundary.encode("latin-1")
+        self.schema = metadata_schema
+        self.declared_length = request.content_length
+        self.header_digest = _digest_from_header(request)
+
+    def receive(self, store: Callable[[FilePart], StagedFile]) -> ReceivedUpload:
+        events = self._events()
+        values: dict[str, list[str]] = {}
+        staged = part = None
+        parts = 0
+        for event in events:
+            parts += 1
+            if parts > MAX_PARTS:
+                raise Invalid(f"Too many form parts (at most {MAX_PARTS}).")
+            if isinstance(event, File) and event.name == "file":
+                if staged is not None:
+                    raise Invalid("Send exactly one file part.", fields={"file": ["Only one file per upload."]})
+                part = FilePart(event.filename, event.headers.get("Content-Type"), self._data(events))
+                staged = store(part)
+            elif isinstance(event, File):
+                raise Invalid(f"Unexpected file part '{event.name}'.", fields={event.name: ["Unknown field."]})
+            elif isinstance(event, Field):
+                values.setdefault(event.name, []).append(self._field_value(event.name, events))
+        if staged is None:
+            raise Invalid("The form has no 'file' part.", fields={"file": ["Missing data for required field."]})
+        metadata = _load_metadata(self.schema, self._as_form_data(values))
+        return ReceivedUpload(
+            staged=staged,
+            filename=part.filename,
+            content_type=part.content_type,
+            expected_sha256=_combine_digests(metadata, self.header_digest),
+            **metadata,
+        )
+
+    def _events(self) -> Iterator[Field | File | Data]:
+        decoder = MultipartDecoder(self.boundary)
+        stream = self.request.stream
+        finished = False
+        while True:
+            try:
+                event = decoder.next_event()
+            except ValueError:
+                raise Malformed("The multipart body is malformed or truncated.") from None
+            if isinstance(event, NeedData):
+                if finished:
+                    raise Malformed("The multipart body is truncated (its closing boundary never came).")
+                chunk = stream.read(CHUNK_BYTES)
+                finished = not chunk
+                decoder.receive_data(chunk or None)
+                if len(decoder.buffer) > MAX_DECODER_BUFFER:
+                    raise Malformed("A multipart part's headers are too large.")
+                continue
+            if isinstance(event, Epilogue):
+                return
+            yield event
+
+    @staticmethod
+    def _data(events: Iterator) -> Iterator[bytes]:
+        """The Data events of the current part, until its last one."""
+        for event in events:
+            if not isinstance(event, Data):
+                raise Malformed("The multipart body is malformed.")
+            if event.data:
+                yield event.data
+            if not event.more_data:
+                return
+
+    def _field_value(self, name: str, events: Iterator) -> str:
+        value = bytearray()
+        for chunk in self._data(events):
+            value += chunk
+            if len(value) > MAX_FIELD_BYTES:
+                raise Invalid(f"The form field '{name}' is too long.", fields={name: ["Too long."]})
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid(f"The form field '{name}' is not UTF-8.", fields={name: ["Not valid UTF-8."]}) from None
+
+    def _as_form_data(self, values: dict[str, list[str]]) -> dict:
+        data: dict = {}
+        for name, items in values.items():
+            if name == "tags":
+                data[name] = items
+            elif len(items) > 1:
+                raise Invalid(f"The form field '{name}' was sent more than once.", fields={name: ["Send it once."]})
+            else:
+                data[name] = items[0]
+        return data
+
+
+class RawUpload:
+    """`PUT /uploads/<filename>` with the file as the body (curl -T) and metadata in the query."""
+
+    envelope_allowance = 0
+
+    def __init__(self, request: Request, filename: str, metadata: dict) -> None:
+        _allow_large_body(request)
+        self.request = request
+        self.filename = filename
+        self.metadata = dict(metadata)
+        self.declared_length = request.content_length
+        self.header_digest = _digest_from_header(request)
+
+    def receive(self, store: Callable[[FilePart], StagedFile]) -> ReceivedUpload:
+        content_type = self.request.headers.get("Content-Type")
+        staged = store(FilePart(self.filename, content_type, self._chunks()))
+        return ReceivedUpload(
+            staged=staged,
+            filename=self.filename,
+            content_type=content_type,
+            expected_sha256=_combine_digests(self.metadata, self.header_digest),
+            **self.metadata,
+        )
+
+    def _chunks(self) -> Iterator[bytes]:
+        stream = self.request.stream
+        while chunk := stream.read(1024 * 1024):
+            yield chunk

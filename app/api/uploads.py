@@ -1,0 +1,131 @@
+"""Upload endpoints: store (multipart or raw), list, read, change, delete, download, share."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from flask import request, url_for
+from flask_apispec import doc, marshal_with, use_kwargs
+from injector import inject
+
+from app.api.downloads import file_response
+from app.api.resources import AuthenticatedResource, PublicResource, no_content
+from app.api.security import current_principal
+from app.api.upload_sources import MultipartUpload, RawUpload
+from app.schemas.uploads import (
+    LinkCreateSchema,
+    LinkSchema,
+    UploadMetadataSchema,
+    UploadPageSchema,
+    UploadPolicySchema,
+    UploadQuerySchema,
+    UploadSchema,
+    UploadUpdateSchema,
+)
+from app.services.uploads import UploadService
+
+RAW_BODY_PARAM = {"body": {"in": "body", "schema": {"type": "string", "format": "binary"}}}
+FILE_PARAM = {"file": {"in": "formData", "type": "file", "required": True, "description": "The file (exactly one)."}}
+METADATA = UploadMetadataSchema()
+
+
+class _UploadResource(AuthenticatedResource):
+    @inject
+    def __init__(self, uploads: UploadService) -> None:
+        self.uploads = uploads
+
+
+def _created(upload):
+    return upload, 201, {"Location": url_for("api.upload_detail", upload_id=upload.id)}
+
+
+@doc(tags=["uploads"])
+class UploadList(_UploadResource):
+    @use_kwargs(UploadQuerySchema(), location="query")
+    @marshal_with(UploadPageSchema(), code=200)
+    def get(self, page: int, per_page: int, owner: UUID | None = None, **filters):
+        """List the uploads you may see, newest first."""
+        return self.uploads.list_visible(
+            current_principal(), page=page, per_page=per_page, owner=str(owner) if owner else None, **filters
+        )
+
+    # Documented only: the form is streamed by MultipartUpload, never parsed whole by webargs.
+    @doc(consumes=["multipart/form-data"], params=FILE_PARAM)
+    @use_kwargs(UploadMetadataSchema(), location="form", apply=False)
+    @marshal_with(UploadSchema(), code=201)
+    def post(self):
+        """Upload a file with metadata as multipart/form-data (role uploader or admin)."""
+        return _created(self.uploads.create(current_principal(), MultipartUpload(request, METADATA)))
+
+
+@doc(tags=["uploads"])
+class UploadRaw(_UploadResource):
+    @doc(consumes=["application/octet-stream"], params=RAW_BODY_PARAM)
+    @use_kwargs(UploadMetadataSchema(), location="query")
+    @marshal_with(UploadSchema(), code=201)
+    def put(self, filename: str, **metadata):
+        """Upload the request body as a file named `filename` (curl -T); metadata in the query."""
+        return _created(self.uploads.create(current_principal(), RawUpload(request, filename, metadata)))
+
+
+@doc(tags=["uploads"])
+class UploadPolicy(_UploadResource):
+    @marshal_with(UploadPolicySchema(), code=200)
+    def get(self):
+        """The limits for your next upload: size, extensions and remaining quota."""
+        return self.uploads.policy(current_principal())
+
+
+@doc(tags=["uploads"])
+class UploadDetail(_UploadResource):
+    @marshal_with(UploadSchema(), code=200)
+    def get(self, upload_id: UUID):
+        """Read an upload's metadata."""
+        return self.uploads.get(current_principal(), str(upload_id))
+
+    @use_kwargs(UploadUpdateSchema(), location="json")
+    @marshal_with(UploadSchema(), code=200)
+    def patch(self, upload_id: UUID, **changes):
+        """Change description, visibility or tags (owner or admin)."""
+        return self.uploads.update(current_principal(), str(upload_id), **changes)
+
+    @marshal_with(None, code=204)
+    def delete(self, upload_id: UUID):
+        """Delete an upload; its file is removed once the deletion has committed (owner or admin)."""
+        self.uploads.delete(current_principal(), str(upload_id))
+        return no_content()
+
+
+@doc(tags=["uploads"], produces=["application/octet-stream"])
+class UploadContent(_UploadResource):
+    @marshal_with(None, code=200)
+    def get(self, upload_id: UUID):
+        """Download the file (supports Range and If-None-Match)."""
+        return file_response(self.uploads.open_content(current_principal(), str(upload_id)))
+
+
+@doc(tags=["uploads"])
+class UploadLinks(_UploadResource):
+    @use_kwargs(LinkCreateSchema(), location="json")
+    @marshal_with(LinkSchema(), code=201)
+    def post(self, upload_id: UUID, expires_in: int | None = None):
+        """Create a signed, expiring download link that needs no Authorization header (owner or admin)."""
+        return self.uploads.create_link(current_principal(), str(upload_id), expires_in), 201
+
+    @marshal_with(None, code=204)
+    def delete(self, upload_id: UUID):
+        """Revoke every link issued so far for this upload (owner or admin)."""
+        self.uploads.revoke_links(current_principal(), str(upload_id))
+        return no_content()
+
+
+@doc(tags=["uploads"], produces=["application/octet-stream"])
+class SharedContent(PublicResource):
+    @inject
+    def __init__(self, uploads: UploadService) -> None:
+        self.uploads = uploads
+
+    @marshal_with(None, code=200)
+    def get(self, token: str):
+        """Download a file through a signed link (no Authorization header)."""
+        return file_response(self.uploads.open_shared(token))

@@ -1,0 +1,307 @@
+"""UploadService: every rule about stored files, and every transaction that touches them.
+
+Rules held here: who may upload (uploader or admin, checked before the body is read), size
+and quota limits (before reading when Content-Length allows, while streaming, and again at
+commit under a lock), names and types, integrity digests, who sees what (your own and public
+uploads; admins see all; anyone else gets "not found"), and signed share links.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from flask import Config
+from injector import inject
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import scoped_session
+from transaction import ThreadTransactionManager
+
+from app.exceptions import Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from app.models import Role, Upload, UploadTag, User
+from app.models.base import new_id
+from app.services.file_rules import check_leading_bytes, content_type_for_name, sanitize_filename
+from app.services.incoming import FilePart, IncomingUpload
+from app.services.principal import Principal
+from app.services.share_links import LinkSigner
+from app.services.users import Page
+from app.storage.base import FileStore, SizeLimitExceeded, StagedFile, StorageError
+from app.storage.transactional import TransactionalFiles
+
+_UNSET = object()
+
+
+@dataclass(frozen=True)
+class UploadPolicy:
+    """The limits that apply to the caller's next upload."""
+
+    max_upload_bytes: int
+    allowed_extensions: tuple[str, ...]
+    quota_bytes: int | None
+    used_bytes: int
+    remaining_bytes: int | None
+
+    @property
+    def byte_limit(self) -> int:
+        """The most bytes the next file may have."""
+        if self.remaining_bytes is None:
+            return self.max_upload_bytes
+        return min(self.max_upload_bytes, self.remaining_bytes)
+
+    def too_large(self) -> TooLarge:
+        if self.remaining_bytes is not None and self.remaining_bytes < self.max_upload_bytes:
+            return TooLarge(
+                f"This upload would exceed your storage quota of {self.quota_bytes} bytes "
+                f"({self.remaining_bytes} bytes remaining)."
+            )
+        return TooLarge(f"Files may be at most {self.max_upload_bytes} bytes.")
+
+
+@dataclass(frozen=True)
+class Download:
+    """An upload ready to be sent: its metadata and how to read its bytes."""
+
+    upload: Upload
+    open: Callable[[], BinaryIO]
+    local_path: Path | None
+
+
+@dataclass(frozen=True)
+class ShareLink:
+    token: str
+    expires_at: datetime
+
+
+class UploadService:
+    """Stores, lists, changes, serves and deletes uploads."""
+
+    @inject
+    def __init__(
+        self,
+        tm: ThreadTransactionManager,
+        session: scoped_session,
+        store: FileStore,
+        files: TransactionalFiles,
+        config: Config,
+    ) -> None:
+        self.tm = tm
+        self.session = session
+        self.store = store
+        self.files = files
+        self.max_upload_bytes = int(config["MAX_UPLOAD_BYTES"])
+        self.allowed_extensions = tuple(config["ALLOWED_EXTENSIONS"])
+        self.quota_bytes = config["USER_QUOTA_BYTES"]
+        self.link_ttl = int(config["LINK_TTL_SECONDS"])
+        self.link_max_ttl = int(config["LINK_MAX_TTL_SECONDS"])
+        self.links = LinkSigner(config["SECRET_KEY"])
+
+    # --- limits -----------------------------------------------------------------------------
+
+    def policy(self, principal: Principal) -> UploadPolicy:
+        with self.tm:
+            used = self._used_bytes(principal.user_id)
+        remaining = None if self.quota_bytes is None else max(self.quota_bytes - used, 0)
+        return UploadPolicy(self.max_upload_bytes, self.allowed_extensions, self.quota_bytes, used, remaining)
+
+    # --- create -----------------------------------------------------------------------------
+
+    def create(self, principal: Principal, incoming: IncomingUpload) -> Upload:
+        """Store one file and its metadata in one transaction, or nothing at all."""
+        principal.require(Role.UPLOADER)  # before a single body byte is read
+        policy = self.policy(principal)
+        if (
+            incoming.declared_length is not None
+            and incoming.declared_length > policy.byte_limit + incoming.envelope_allowance
+        ):
+            raise policy.too_large()
+
+        with self.tm:
+            files = self.files.current()
+            expected_type: dict[str, str] = {}
+
+            def store_file(part: FilePart) -> StagedFile:
+                # Name and declared type are checked before the bytes are read.
+                name = sanitize_filename(part.filename)
+                expected_type[name] = content_type_for_name(name, part.content_type, self.allowed_extensions)
+                return files.stage(part.chunks, policy.byte_limit)
+
+            try:
+                received = incoming.receive(store_file)
+            except SizeLimitExceeded:
+                raise policy.too_large() from None
+            except StorageError as error:
+                raise Unavailable("The file store failed; nothing was stored.") from error
+            staged = received.staged
+            filename = sanitize_filename(received.filename)
+            content_type = expected_type[filename]
+            if staged.size == 0:
+                raise Invalid("The file is empty.", fields={"file": ["The file is empty."]})
+            check_leading_bytes(filename, content_type, staged.head)
+            if received.expected_sha256 and received.expected_sha256 != staged.sha256:
+                raise Invalid(
+                    "The file's SHA-256 does not match the digest sent with it; nothing was stored.",
+                    fields={"sha256": ["Digest mismatch."]},
+                )
+            self._check_quota_locked(principal.user_id, staged.size)
+            upload_id = new_id()
+            upload = Upload(
+                id=upload_id,
+                owner_id=principal.user_id,
+                storage_key=upload_id.replace("-", ""),
+                filename=filename,
+                content_type=content_type,
+                size=staged.size,
+                sha256=staged.sha256,
+                visibility=received.visibility,
+                description=received.description,
+            )
+            upload.set_tags(received.tags)
+            self.session.add(upload)
+            self.session.flush()
+            files.promote_on_commit(staged, upload.storage_key)
+        return upload
+
+    # --- read -------------------------------------------------------------------------------
+
+    def list_visible(
+        self,
+        principal: Principal,
+        page: int,
+        per_page: int,
+        owner: str | None = None,
+        content_type: str | None = None,
+        q: str | None = None,
+        tag: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> Page[Upload]:
+        """Uploads the caller may see, newest first, filtered."""
+        query = select(Upload)
+        if not principal.is_admin:
+            query = query.where(or_(Upload.owner_id == principal.user_id, Upload.visibility == "public"))
+        if owner:
+            query = query.where(Upload.owner_id == owner)
+        if content_type:
+            query = query.where(Upload.content_type == content_type)
+        if q:
+            pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(
+                or_(Upload.filename.ilike(pattern, escape="\\"), Upload.description.ilike(pattern, escape="\\"))
+            )
+        if tag:
+            query = query.where(Upload.tag_rows.any(UploadTag.tag == tag))
+        if created_after:
+            query = query.where(Upload.created_at >= created_after)
+        if created_before:
+            query = query.where(Upload.created_at < created_before)
+        with self.tm:
+            total = self.session.scalar(select(func.count()).select_from(query.subquery()))
+            items = self.session.scalars(
+                query.order_by(Upload.created_at.desc(), Upload.id.desc()).offset((page - 1) * per_page).limit(per_page)
+            ).all()
+        return Page(items=list(items), page=page, per_page=per_page, total=total)
+
+    def get(self, principal: Principal, upload_id: str) -> Upload:
+        with self.tm:
+            return self._visible(principal, upload_id)
+
+    def open_content(self, principal: Principal, upload_id: str) -> Download:
+        with self.tm:
+            upload = self._visible(principal, upload_id)
+        return self._download(upload)
+
+    # --- change -----------------------------------------------------------------------------
+
+    def update(
+        self, principal: Principal, upload_id: str, description=_UNSET, visibility=_UNSET, tags=_UNSET
+    ) -> Upload:
+        """Change metadata (owner or admin); the file itself never changes."""
+        with self.tm:
+            upload = self._owned(principal, upload_id)
+            if description is not _UNSET:
+                upload.description = description
+            if visibility is not _UNSET:
+                upload.visibility = visibility
+            if tags is not _UNSET:
+                upload.set_tags(tags)
+            self.session.flush()
+        return upload
+
+    def delete(self, principal: Principal, upload_id: str) -> None:
+        """Delete the row now and the file once that deletion has committed."""
+        with self.tm:
+            upload = self._owned(principal, upload_id)
+            self.files.current().delete_on_commit(upload.storage_key)
+            self.session.delete(upload)
+
+    def purge_owner(self, user_id: str) -> None:
+        """Delete every upload of a user inside the caller's open transaction (user deletion)."""
+        files = self.files.current()
+        for upload in self.session.scalars(select(Upload).where(Upload.owner_id == user_id)):
+            files.delete_on_commit(upload.storage_key)
+            self.session.delete(upload)
+
+    # --- share links ------------------------------------------------------------------------
+
+    def create_link(self, principal: Principal, upload_id: str, expires_in: int | None = None) -> ShareLink:
+        """A signed URL token for one upload, valid for `expires_in` seconds (capped)."""
+        with self.tm:
+            upload = self._owned(principal, upload_id)
+        ttl = min(expires_in or self.link_ttl, self.link_max_ttl)
+        expires_at = int(time.time()) + ttl
+        token = self.links.sign(upload.id, upload.link_generation, expires_at)
+        return ShareLink(token=token, expires_at=datetime.fromtimestamp(expires_at, tz=UTC))
+
+    def revoke_links(self, principal: Principal, upload_id: str) -> None:
+        with self.tm:
+            upload = self._owned(principal, upload_id)
+            upload.link_generation += 1
+
+    def open_shared(self, token: str) -> Download:
+        """The upload a valid share link points to; NotFound for any bad, expired or revoked link."""
+        claims = self.links.verify(token)
+        if claims is None:
+            raise NotFound("This link is invalid or has expired.")
+        with self.tm:
+            upload = self.session.get(Upload, claims.upload_id)
+        if upload is None or upload.link_generation != claims.generation:
+            raise NotFound("This link is invalid or has expired.")
+        return self._download(upload)
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _visible(self, principal: Principal, upload_id: str) -> Upload:
+        upload = self.session.get(Upload, upload_id)
+        if upload is None or not (principal.is_admin or upload.owner_id == principal.user_id or upload.is_public):
+            # Indistinguishable from a missing id, so ids cannot be probed.
+            raise NotFound("No such upload.")
+        return upload
+
+    def _owned(self, principal: Principal, upload_id: str) -> Upload:
+        upload = self._visible(principal, upload_id)
+        if not (principal.is_admin or upload.owner_id == principal.user_id):
+            raise Forbidden("Only the owner or an admin may change this upload.")
+        return upload
+
+    def _download(self, upload: Upload) -> Download:
+        key = upload.storage_key
+        return Download(upload=upload, open=lambda: self.store.open(key), local_path=self.store.local_path(key))
+
+    def _used_bytes(self, user_id: str) -> int:
+        return self.session.scalar(select(func.coalesce(func.sum(Upload.size), 0)).where(Upload.owner_id == user_id))
+
+    def _check_quota_locked(self, user_id: str, size: int) -> None:
+        if self.quota_bytes is None:
+            return
+        # Lock the owner's row so concurrent uploads of one user are counted one at a time.
+        self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+        used = self._used_bytes(user_id)
+        if used + size > self.quota_bytes:
+            remaining = max(self.quota_bytes - used, 0)
+            raise UploadPolicy(
+                self.max_upload_bytes, self.allowed_extensions, self.quota_bytes, used, remaining
+            ).too_large()

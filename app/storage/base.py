@@ -1,0 +1,100 @@
+"""The FileStore interface: stage bytes, promote them under a final key, read, delete, list.
+
+It is narrow on purpose, so that an object store (S3) can stand behind it: staging is a
+temporary object, promotion is a rename or copy, and every call names objects by key.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+# How many leading bytes are kept for content sniffing.
+HEAD_BYTES = 8192
+
+
+class StorageError(Exception):
+    """The store could not read or write (disk full, I/O error, permission)."""
+
+
+class SizeLimitExceeded(Exception):
+    """More bytes arrived than the caller allowed; staging stopped and cleaned up."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+@dataclass
+class StagedFile:
+    """Bytes written durably to the staging area, with what was learnt while they arrived."""
+
+    staging_id: str
+    size: int
+    sha256: str
+    head: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object found in the store (final or staged), for the consistency check."""
+
+    key: str
+    size: int
+    modified_at: datetime
+
+
+class FileStore(abc.ABC):
+    """Where file contents live; upload rows refer to them by key."""
+
+    @abc.abstractmethod
+    def stage(self, chunks: Iterable[bytes], limit: int | None = None) -> StagedFile:
+        """Write `chunks` to a new staged object, hashing as they arrive, and make it durable.
+
+        Raises SizeLimitExceeded past `limit` bytes and StorageError on I/O failure; either
+        way nothing staged stays behind.
+        """
+
+    @abc.abstractmethod
+    def promote(self, staged: StagedFile, key: str) -> None:
+        """Make a staged object durable and visible under `key`."""
+
+    @abc.abstractmethod
+    def discard(self, staged: StagedFile) -> None:
+        """Remove a staged object (no error if it is already gone)."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove a final object (no error if it is already gone)."""
+
+    @abc.abstractmethod
+    def open(self, key: str) -> BinaryIO:
+        """Open a final object for reading (a seekable binary file)."""
+
+    def local_path(self, key: str) -> Path | None:
+        """The object's path on this machine, when there is one (lets the server use sendfile)."""
+        return None
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> StoredObject | None:
+        """Size and time of a final object, or None if it does not exist."""
+
+    @abc.abstractmethod
+    def iter_objects(self) -> Iterator[StoredObject]:
+        """Every final object."""
+
+    @abc.abstractmethod
+    def iter_staged(self) -> Iterator[StoredObject]:
+        """Every staged object (uploads in progress, or leftovers of a crash)."""
+
+    @abc.abstractmethod
+    def discard_staged(self, staging_id: str) -> None:
+        """Remove a staged object by id (used by the repair of crash leftovers)."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Raise StorageError if the store cannot be written (readiness probe)."""

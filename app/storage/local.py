@@ -1,0 +1,162 @@
+"""LocalFileStore: files in a folder on this machine (the embedded default, UPLOAD_DIR).
+
+Layout: `staging/<random id>` for bytes still arriving or waiting for commit, and
+`objects/<key[:2]>/<key>` for committed files. Staging and objects share a filesystem, so
+promotion is an atomic rename. Durability: the staged file is fsynced when written; the
+rename is made durable by fsyncing the destination directory.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from app.storage.base import HEAD_BYTES, FileStore, SizeLimitExceeded, StagedFile, StorageError, StoredObject
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalFileStore(FileStore):
+    """A FileStore in a local folder."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.staging = self.root / "staging"
+        self.objects = self.root / "objects"
+        self.staging.mkdir(parents=True, exist_ok=True)
+        self.objects.mkdir(parents=True, exist_ok=True)
+
+    # --- paths ------------------------------------------------------------------------------
+
+    def _object_path(self, key: str) -> Path:
+        # Keys are generated ids; refusing anything else keeps paths inside the store.
+        if not _SAFE_KEY.match(key):
+            raise ValueError(f"unsafe storage key {key!r}")
+        return self.objects / key[:2] / key
+
+    def _staging_path(self, staging_id: str) -> Path:
+        if not _SAFE_KEY.match(staging_id):
+            raise ValueError(f"unsafe staging id {staging_id!r}")
+        return self.staging / staging_id
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def stage(self, chunks: Iterable[bytes], limit: int | None = None) -> StagedFile:
+        staging_id = secrets.token_hex(16)
+        path = self._staging_path(staging_id)
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
+        try:
+            with open(path, "xb", buffering=0) as out:
+                for chunk in chunks:
+                    if not chunk:
+                        continue
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise SizeLimitExceeded(limit)
+                    digest.update(chunk)
+                    if len(head) < HEAD_BYTES:
+                        head += bytes(chunk[: HEAD_BYTES - len(head)])
+                    _write_all(out, chunk)
+                os.fsync(out.fileno())
+        except BaseException as error:
+            _remove_quietly(path)
+            if isinstance(error, OSError):
+                raise StorageError(f"staging failed: {_describe(error)}") from error
+            raise
+        return StagedFile(staging_id=staging_id, size=size, sha256=digest.hexdigest(), head=head)
+
+    def promote(self, staged: StagedFile, key: str) -> None:
+        target = self._object_path(key)
+        try:
+            target.parent.mkdir(exist_ok=True)
+            os.replace(self._staging_path(staged.staging_id), target)
+            _fsync_directory(target.parent)
+        except OSError as error:
+            raise StorageError(f"promotion failed: {_describe(error)}") from error
+
+    def discard(self, staged: StagedFile) -> None:
+        self.discard_staged(staged.staging_id)
+
+    def discard_staged(self, staging_id: str) -> None:
+        _remove_quietly(self._staging_path(staging_id))
+
+    def delete(self, key: str) -> None:
+        try:
+            self._object_path(key).unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageError(f"delete failed: {_describe(error)}") from error
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return open(self._object_path(key), "rb")  # noqa: SIM115 (the caller closes it)
+        except OSError as error:
+            raise StorageError(f"open failed: {_describe(error)}") from error
+
+    def local_path(self, key: str) -> Path | None:
+        return self._object_path(key)
+
+    def stat(self, key: str) -> StoredObject | None:
+        try:
+            st = self._object_path(key).stat()
+        except FileNotFoundError:
+            return None
+        return StoredObject(key=key, size=st.st_size, modified_at=_mtime(st))
+
+    def iter_objects(self) -> Iterator[StoredObject]:
+        for shard in sorted(p for p in self.objects.iterdir() if p.is_dir()):
+            for path in sorted(shard.iterdir()):
+                yield StoredObject(key=path.name, size=path.stat().st_size, modified_at=_mtime(path.stat()))
+
+    def iter_staged(self) -> Iterator[StoredObject]:
+        for path in sorted(self.staging.iterdir()):
+            yield StoredObject(key=path.name, size=path.stat().st_size, modified_at=_mtime(path.stat()))
+
+    def check(self) -> None:
+        probe = self.staging / f".ready-{secrets.token_hex(4)}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise StorageError(f"the upload folder is not writable: {_describe(error)}") from error
+
+
+def _write_all(out, chunk) -> None:
+    view = memoryview(chunk)
+    while view:
+        written = out.write(view)
+        view = view[written:]
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass  # a leftover is found and removed by `flask storage check --repair`
+
+
+def _mtime(st: os.stat_result) -> datetime:
+    return datetime.fromtimestamp(st.st_mtime, tz=UTC)
+
+
+def _describe(error: OSError) -> str:
+    # errno names only: paths stay out of messages that may reach a client or a log.
+    return errno.errorcode.get(error.errno, "I/O error") if error.errno else type(error).__name__

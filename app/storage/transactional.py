@@ -1,0 +1,133 @@
+"""The file store as a participant in the `transaction` package's two-phase commit.
+
+Invariant (tested in tests/storage/test_transactional.py and tests/services/test_upload_faults.py):
+after any failure at any point, every upload row has its file, with the size and SHA-256
+recorded in the row. A file without a row can only be the leftover of a crash (a process
+killed between the two commits below); `flask storage check --repair` finds and removes it.
+
+How the commit is ordered. `transaction` calls, on every joined data manager sorted by
+`sortKey()`: tpc_begin, commit, tpc_vote, then tpc_finish (or tpc_abort on any failure).
+zope.sqlalchemy's data manager sorts last ("~sqlalchemy:...") and commits the database in its
+tpc_vote. Ours sorts first ("depot.filestore:..."), so:
+
+1. while the request runs, bytes go to the staging area and are fsynced there (`stage`);
+2. our tpc_vote renames each staged file to its final key and fsyncs the directory, so the
+   file is durable and visible *before* the database commit;
+3. the database commits in its own tpc_vote;
+4. our tpc_finish deletes the files whose rows were deleted, only now that the deletion is
+   committed (a crash before this leaves an orphan file, never a row without its file).
+
+If anything fails before the database has committed, tpc_abort removes the files promoted in
+step 2 and everything staged, and the database rolls back: nothing is left behind. abort()
+(an exception inside `with tm:`, before any commit) discards the staged files.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import transaction
+from transaction.interfaces import IDataManager
+from zope.interface import implementer
+
+from app.storage.base import FileStore, StagedFile, StorageError
+
+log = logging.getLogger(__name__)
+
+
+@implementer(IDataManager)
+class FileStoreDataManager:
+    """The file-store work of one transaction: what was staged, what to promote and delete."""
+
+    def __init__(self, store: FileStore, transaction_manager) -> None:
+        self.store = store
+        self.transaction_manager = transaction_manager
+        self._staged: list[StagedFile] = []
+        self._to_promote: list[tuple[StagedFile, str]] = []
+        self._promoted: list[str] = []
+        self._to_delete: list[str] = []
+
+    # --- used by services during the transaction --------------------------------------------
+
+    def stage(self, chunks, limit: int | None = None) -> StagedFile:
+        staged = self.store.stage(chunks, limit)
+        self._staged.append(staged)
+        return staged
+
+    def promote_on_commit(self, staged: StagedFile, key: str) -> None:
+        self._to_promote.append((staged, key))
+
+    def delete_on_commit(self, key: str) -> None:
+        self._to_delete.append(key)
+
+    # --- IDataManager -----------------------------------------------------------------------
+
+    def sortKey(self) -> str:  # noqa: N802 (the interface's name)
+        # Sorts before zope.sqlalchemy's "~sqlalchemy:..." so our vote runs before its commit.
+        return f"depot.filestore:{id(self)}"
+
+    def abort(self, txn) -> None:
+        self._discard_staged()
+        self._reset()
+
+    def tpc_begin(self, txn) -> None:
+        pass
+
+    def commit(self, txn) -> None:
+        # The bytes were fsynced while staging; nothing is visible yet.
+        pass
+
+    def tpc_vote(self, txn) -> None:
+        for staged, key in self._to_promote:
+            # Recorded first, so a promotion that fails halfway is still undone by tpc_abort.
+            self._promoted.append(key)
+            self.store.promote(staged, key)
+
+    def tpc_finish(self, txn) -> None:
+        for key in self._to_delete:
+            try:
+                self.store.delete(key)
+            except StorageError:
+                # The row is gone for good; the orphan file is reported by `flask storage check`.
+                log.exception("could not delete a file after its row was deleted")
+        self._discard_staged()  # promoted ones are already gone from staging; the rest unused
+        self._reset()
+
+    def tpc_abort(self, txn) -> None:
+        for key in self._promoted:
+            try:
+                self.store.delete(key)
+            except StorageError:
+                log.exception("could not remove a promoted file while aborting")
+        self._discard_staged()
+        self._reset()
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _discard_staged(self) -> None:
+        for staged in self._staged:
+            try:
+                self.store.discard(staged)
+            except StorageError:
+                log.exception("could not discard a staged file")
+
+    def _reset(self) -> None:
+        self._staged, self._to_promote, self._promoted, self._to_delete = [], [], [], []
+
+
+class TransactionalFiles:
+    """Hands out the file-store data manager of the current transaction, joining it once."""
+
+    def __init__(self, store: FileStore, transaction_manager: transaction.ThreadTransactionManager) -> None:
+        self.store = store
+        self.transaction_manager = transaction_manager
+
+    def current(self) -> FileStoreDataManager:
+        txn = self.transaction_manager.get()
+        try:
+            return txn.data(self)
+        except KeyError:
+            manager = FileStoreDataManager(self.store, self.transaction_manager)
+            txn.join(manager)
+            txn.set_data(self, manager)
+            return manager
