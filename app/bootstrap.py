@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask
 from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 from app.services.users import UserService
@@ -19,10 +20,16 @@ def create_initial_admin(app: Flask) -> None:
     if not (email and password):
         return
     with app.app_context():
-        # Before `flask db upgrade` has run there is nothing to create the admin in.
-        if not inspect(db.engine).has_table("users"):
-            log.info("initial admin not created yet: the database has not been migrated")
+        try:
+            # Before `flask db upgrade` has run there is nothing to create the admin in.
+            if not inspect(db.engine).has_table("users"):
+                log.info("initial admin not created yet: the database has not been migrated")
+                return
+            user = app.injector.get(UserService).ensure_initial_admin(email, password)
+        except OperationalError:
+            # The process must start (liveness, `flask db upgrade`) even while the database
+            # is down; the admin is created on a later start.
+            log.warning("initial admin not created: the database is not answering")
             return
-        user = app.injector.get(UserService).ensure_initial_admin(email, password)
         if user is not None:
             log.info("created the initial admin %s", user.email)

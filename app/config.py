@@ -14,6 +14,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 (public on purpose; refused in production)
 DEFAULT_EXTENSIONS = "png,jpg,jpeg,gif,webp,pdf,txt,csv,json,md,zip,gz"
 
 
@@ -108,7 +109,7 @@ class DevelopmentConfig(Config):
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__(environ)
         env = _Env(os.environ if environ is None else environ)
-        self.SECRET_KEY = self.SECRET_KEY or "dev-only-insecure-secret-key-change-me"
+        self.SECRET_KEY = self.SECRET_KEY or DEV_SECRET_KEY
         self.SQLALCHEMY_DATABASE_URI = self.SQLALCHEMY_DATABASE_URI or (
             "sqlite:///" + str(Path(self.DATA_DIR) / "depot.sqlite3")
         )
@@ -151,6 +152,8 @@ class ProductionConfig(Config):
             raise ConfigError(f"Missing required environment variable(s): {', '.join(missing)}")
         if len(self.SECRET_KEY) < 32:
             raise ConfigError("SECRET_KEY must be at least 32 characters long")
+        if self.SECRET_KEY == DEV_SECRET_KEY:
+            raise ConfigError("SECRET_KEY is the public development key; generate a secret one")
 
 
 CONFIGS: dict[str, type[Config]] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, g, jsonify
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app import exceptions as exc
@@ -49,9 +50,7 @@ HTTP_CODES = {
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None) -> Response:
     """Build the JSON error response every failure in the API uses."""
-    body = {"status": status, "error": code, "message": message}
-    if fields:
-        body["fields"] = fields
+    body = {"status": status, "error": code, "message": message, "fields": fields or {}}
     request_id = g.get("request_id")
     if request_id:
         body["request_id"] = request_id
@@ -103,6 +102,12 @@ def handle_http_error(error: HTTPException) -> Response:
     return response
 
 
+def handle_database_unavailable(error: Exception) -> Response:
+    # Connection-level failures (server down, restarting, network) are an outage, not a bug.
+    log.error("database unavailable: %s", error.__class__.__name__)
+    return error_response(503, "unavailable", "The database is not answering; try again shortly.")
+
+
 def handle_unexpected_error(error: Exception) -> Response:
     log.exception("unhandled error while serving the request")
     return error_response(
@@ -114,4 +119,6 @@ def register_error_handlers(app: Flask) -> None:
     """Route every error the app can raise through the JSON shape above."""
     app.register_error_handler(exc.DepotError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(InterfaceError, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected_error)

@@ -47,17 +47,30 @@ def _admin_connection() -> psycopg.Connection:
         )
 
 
-@pytest.fixture(scope="session")
-def database_url():
-    """A fresh PostgreSQL database for this run, dropped at the end."""
+def _temporary_database():
+    """Create a uniquely named PostgreSQL database, yield its SQLAlchemy URL, then drop it."""
     name = f"depot_it_{uuid.uuid4().hex[:12]}"
     with _admin_connection() as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     params = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
     user, host, port = params.get("user", "postgres"), params.get("host", "127.0.0.1"), params.get("port", 5432)
-    yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
-    with _admin_connection() as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    try:
+        yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
+    finally:
+        with _admin_connection() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """A fresh PostgreSQL database shared by the gunicorn server of this run, dropped at the end."""
+    yield from _temporary_database()
+
+
+@pytest.fixture
+def fresh_database_url():
+    """An empty PostgreSQL database for one test, dropped after it."""
+    yield from _temporary_database()
 
 
 @pytest.fixture(scope="session")
@@ -114,8 +127,8 @@ def _wait_until_healthy(base_url: str, process: subprocess.Popen, log_path: Path
         try:
             if requests.get(f"{base_url}/healthz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # not listening yet, or too busy starting to answer
         time.sleep(0.2)
     pytest.fail(f"gunicorn did not become healthy:\n{log_path.read_text()}", pytrace=False)
 

@@ -10,6 +10,20 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def send_chunked(testapp, path: str, body: bytes, content_type: str, status: int, method: str = "POST", headers=None):
+    """Send `body` without Content-Length, as a server passes on a chunked request."""
+    import io
+
+    from webtest import TestRequest
+
+    request = TestRequest.blank(path, method=method, headers={"Content-Type": content_type, **(headers or {})})
+    request.environ.pop("CONTENT_LENGTH", None)
+    request.environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    request.environ["wsgi.input"] = io.BytesIO(body)
+    request.environ["wsgi.input_terminated"] = True
+    return testapp.do_request(request, status=status)
+
+
 def without_request_id(body: dict) -> dict:
     """An error body minus its per-request id, for comparing two errors."""
     return {key: value for key, value in body.items() if key != "request_id"}

@@ -50,6 +50,25 @@ def test_first_start_creates_the_configured_admin_once(app_factory, fetch):
     assert admins == [("boot@example.com", ["admin"])]
 
 
+def test_first_start_with_the_database_down_still_starts(tmp_path):
+    from webtest import TestApp
+
+    from app import create_app
+    from app.config import TestingConfig
+
+    environ = {
+        "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/missing-folder/depot.sqlite3",
+        "ADMIN_EMAIL": "boot@example.com",
+        "ADMIN_PASSWORD": PASSWORD,
+    }
+
+    app = create_app(TestingConfig(environ))
+
+    assert TestApp(app).get("/healthz").json == {"status": "ok"}
+    TestApp(app).get("/readyz", status=503)
+
+
 def test_first_start_on_an_unmigrated_database_waits_for_the_migration(tmp_path, fetch):
     from flask_migrate import upgrade
 

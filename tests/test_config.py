@@ -28,6 +28,13 @@ def test_production_refuses_a_short_secret_key():
         ProductionConfig({"SECRET_KEY": "short", "DATABASE_URL": "sqlite://"}).validate()
 
 
+def test_production_refuses_the_public_development_key():
+    from app.config import DEV_SECRET_KEY
+
+    with pytest.raises(ConfigError, match="public development key"):
+        ProductionConfig({"SECRET_KEY": DEV_SECRET_KEY, "DATABASE_URL": "sqlite://"}).validate()
+
+
 def test_production_starts_with_its_secrets(tmp_path):
     app = create_app(
         ProductionConfig({"SECRET_KEY": GOOD_SECRET, "DATABASE_URL": "sqlite://", "DATA_DIR": str(tmp_path)})

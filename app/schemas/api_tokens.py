@@ -11,6 +11,7 @@ from app.schemas.users import roles_field
 class ApiTokenCreateSchema(InputSchema):
     name = fields.String(required=True, validate=[validate.Length(min=1, max=100), no_control_characters])
     expires_in_days = fields.Integer(
+        strict=True,
         validate=validate.Range(min=1, max=3650),
         metadata={"description": "Days until the token expires; omit for a token that does not expire."},
     )

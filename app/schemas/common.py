@@ -15,6 +15,12 @@ def no_control_characters(value: str) -> None:
         raise ValidationError("Must not contain control or bidirectional-override characters.")
 
 
+def no_nul(value: str) -> None:
+    # Free text may span lines, but NUL is never text (and PostgreSQL refuses it).
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+
+
 class InputSchema(Schema):
     """A request body: unknown fields are errors, so nobody sets a field they do not own."""
 
@@ -75,5 +81,5 @@ class ErrorSchema(Schema):
     status = fields.Integer(required=True)
     error = fields.String(required=True)
     message = fields.String(required=True)
-    fields_ = fields.Dict(data_key="fields")
+    fields_ = fields.Dict(data_key="fields", required=True)
     request_id = fields.String()

@@ -6,7 +6,7 @@ from flask import url_for
 from marshmallow import Schema, fields, pre_load, validate
 
 from app.models.upload import Visibility
-from app.schemas.common import InputSchema, PageQuery, PageSchema, no_control_characters
+from app.schemas.common import InputSchema, PageQuery, PageSchema, no_control_characters, no_nul
 
 MAX_TAGS = 20
 TAG = fields.String(validate=[validate.Regexp(r"^[\w.-]{1,50}$"), no_control_characters])
@@ -25,7 +25,7 @@ def _tags_field(**kwargs) -> fields.List:
 class UploadMetadataSchema(InputSchema):
     """Metadata sent with a file: multipart form fields, or query parameters of a raw PUT."""
 
-    description = fields.String(validate=[validate.Length(max=2000)], load_default=None)
+    description = fields.String(validate=[validate.Length(max=2000), no_nul], load_default=None)
     visibility = fields.String(validate=validate.OneOf(VISIBILITIES), load_default=Visibility.PRIVATE.value)
     tags = _tags_field(load_default=list)
     sha256 = fields.String(
@@ -45,9 +45,10 @@ class UploadMetadataSchema(InputSchema):
 
 class UploadQuerySchema(PageQuery):
     owner = fields.UUID(metadata={"description": "Only uploads of this user."})
-    content_type = fields.String(validate=validate.Length(max=127))
+    content_type = fields.String(validate=[validate.Length(max=127), no_control_characters])
     q = fields.String(
-        validate=validate.Length(min=1, max=200), metadata={"description": "Text in the name or description."}
+        validate=[validate.Length(min=1, max=200), no_control_characters],
+        metadata={"description": "Text in the name or description."},
     )
     tag = TAG
     created_after = fields.AwareDateTime(default_timezone=None)
@@ -55,7 +56,7 @@ class UploadQuerySchema(PageQuery):
 
 
 class UploadUpdateSchema(InputSchema):
-    description = fields.String(validate=validate.Length(max=2000), allow_none=True)
+    description = fields.String(validate=[validate.Length(max=2000), no_nul], allow_none=True)
     visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
     tags = _tags_field()
 
@@ -85,6 +86,7 @@ class UploadPageSchema(PageSchema):
 
 class LinkCreateSchema(InputSchema):
     expires_in = fields.Integer(
+        strict=True,
         validate=validate.Range(min=1),
         metadata={"description": "Seconds the link stays valid (default 1 hour, capped by the server)."},
     )

@@ -52,6 +52,9 @@ class ApiTokenService:
         roles: Iterable[str] | None = None,
     ) -> CreatedToken:
         """Issue a token with `roles` (default: all of the caller's), expiring after the given days."""
+        if principal.api_token_id is not None:
+            # Otherwise a short-lived or narrowed token could mint a lasting one.
+            raise Forbidden("API tokens are created from a login session, not with another API token.")
         granted = set(principal.roles if roles is None else roles)
         beyond = {role for role in granted if not principal.has(Role(role))}
         if beyond:

@@ -190,14 +190,21 @@ class UserService:
         return Conflict("A user with this email already exists.", fields={"email": ["Already registered."]})
 
     def _ensure_not_last_admin(self, user: User) -> None:
-        """Refuse to remove the last active admin; lock the admin rows against a racing demotion."""
+        """Refuse to remove the last active admin, even against a concurrent demotion.
+
+        First lock every admin's user row (in id order, so two of these never deadlock), then
+        count in a new statement: under READ COMMITTED that statement sees any demotion that
+        committed while we waited for the lock, which the locking statement itself would not.
+        """
         if not (user.active and user.has_role(Role.ADMIN)):
             return
-        admin_ids = self.session.scalars(
-            select(User.id)
+        admins = select(UserRole.user_id).where(UserRole.role == Role.ADMIN.value)
+        self.session.execute(select(User.id).where(User.id.in_(admins)).order_by(User.id).with_for_update())
+        active_admins = self.session.scalar(
+            select(func.count())
+            .select_from(User)
             .join(UserRole, UserRole.user_id == User.id)
             .where(UserRole.role == Role.ADMIN.value, User.active.is_(True))
-            .with_for_update(of=User)
-        ).all()
-        if len(admin_ids) <= 1:
+        )
+        if active_admins <= 1:
             raise Conflict("This is the last active admin; promote another admin first.")

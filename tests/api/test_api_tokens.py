@@ -85,12 +85,27 @@ def test_an_expired_token_is_refused(testapp, uploader_headers, app):
 
 @pytest.mark.parametrize(
     ("payload", "field"),
-    [({}, "name"), ({"name": ""}, "name"), ({"name": "x", "expires_in_days": 0}, "expires_in_days")],
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x", "expires_in_days": 0}, "expires_in_days"),
+        ({"name": "x", "expires_in_days": 1.5}, "expires_in_days"),
+        ({"name": "x", "expires_in_days": "7"}, "expires_in_days"),
+    ],
 )
 def test_invalid_token_requests_are_validation_errors(testapp, uploader_headers, payload, field):
     response = testapp.post_json(TOKENS, payload, headers=uploader_headers, status=422)
 
     assert field in response.json["fields"]
+
+
+def test_an_api_token_cannot_create_tokens(testapp, uploader_headers, fetch):
+    token = testapp.post_json(TOKENS, {"name": "short", "expires_in_days": 1}, headers=uploader_headers).json["token"]
+
+    response = testapp.post_json(TOKENS, {"name": "forever"}, headers=bearer(token), status=403)
+
+    assert "login session" in response.json["message"]
+    assert [t.name for t in fetch(lambda s: s.scalars(select(ApiToken)).all())] == ["short"]
 
 
 def test_revoking_a_token_stops_it_at_once(testapp, uploader_headers):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.models import AuthSession, User
 from app.services import passwords
 from app.services.auth import SESSION_TOKEN_SALT
-from tests.helpers import PASSWORD, bearer, without_request_id
+from tests.helpers import PASSWORD, bearer, send_chunked, without_request_id
 
 REGISTER = "/api/v1/auth/register"
 TOKEN = "/api/v1/auth/token"
@@ -119,6 +119,40 @@ def test_a_json_body_over_the_limit_is_refused_with_413(testapp):
     assert response.json["error"] == "payload_too_large"
 
 
+def test_a_chunked_json_body_over_the_limit_is_refused_not_truncated(testapp, fetch):
+    # Valid JSON even when cut at the limit: it must still be refused, never half-read.
+    body = b'{"email": "a@example.com", "password": "' + PASSWORD.encode() + b'", "name": "A"}'
+    body += b" " * (2 * 1024 * 1024)
+
+    response = send_chunked(testapp, REGISTER, body, "application/json", status=413)
+
+    assert response.json["error"] == "payload_too_large"
+    assert count_users(fetch) == 0
+
+
+def test_a_small_chunked_json_body_is_accepted(testapp):
+    body = json.dumps({"email": "chunked@example.com", "password": PASSWORD, "name": "C"}).encode()
+
+    response = send_chunked(testapp, REGISTER, body, "application/json", status=201)
+
+    assert response.json["email"] == "chunked@example.com"
+
+
+@pytest.mark.parametrize("body", ["[1, 2]", '"text"', "null", "42"])
+def test_a_json_body_that_is_not_an_object_is_a_bad_request(testapp, body):
+    response = testapp.post(REGISTER, body, content_type="application/json", status=400)
+
+    assert response.json["message"] == "The JSON body must be an object."
+
+
+def test_a_json_number_too_long_to_read_is_a_bad_request(testapp):
+    body = '{"email": "a@example.com", "password": "x", "name": ' + "9" * 5000 + "}"
+
+    response = testapp.post(REGISTER, body, content_type="application/json", status=400)
+
+    assert response.json["error"] == "bad_request"
+
+
 # --- login --------------------------------------------------------------------------------
 
 
@@ -148,6 +182,7 @@ def test_wrong_password_and_unknown_email_give_the_same_401(testapp, make_user):
             "status": 401,
             "error": "unauthorized",
             "message": "Invalid email or password.",
+            "fields": {},
         }
     )
     assert wrong.headers["WWW-Authenticate"].startswith("Bearer")
@@ -172,6 +207,26 @@ def test_an_inactive_user_cannot_log_in(testapp, make_user):
     response = testapp.post_json(TOKEN, {"email": user.email, "password": PASSWORD}, status=401)
 
     assert response.json["message"] == "Invalid email or password."
+
+
+def test_login_with_control_characters_in_the_email_is_a_validation_error(testapp):
+    response = testapp.post_json(TOKEN, {"email": "a\u0000b@example.com", "password": "whatever1"}, status=422)
+
+    assert "email" in response.json["fields"]
+
+
+def test_login_while_the_database_is_down_is_503(tmp_path):
+    from webtest import TestApp
+
+    from app import create_app
+    from app.config import TestingConfig
+
+    missing = tmp_path / "gone" / "depot.sqlite3"
+    app = create_app(TestingConfig({"DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{missing}"}))
+
+    response = TestApp(app).post_json(TOKEN, {"email": "a@example.com", "password": "whatever1"}, status=503)
+
+    assert response.json["error"] == "unavailable"
 
 
 def test_login_with_missing_fields_is_a_validation_error(testapp):

@@ -40,6 +40,7 @@ def test_a_crash_is_a_json_500_without_details_and_is_logged_with_the_request_id
         "status": 500,
         "error": "internal_error",
         "message": "An unexpected error occurred; quote the request id when reporting it.",
+        "fields": {},
         "request_id": "trace-123",
     }
     assert "secret internal detail" not in response.text
