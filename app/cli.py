@@ -9,9 +9,11 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.exceptions import DepotError
+from app.services.storage_audit import StorageAuditService
 from app.services.users import UserService
 
 users_cli = AppGroup("users", help="Manage user accounts.")
+storage_cli = AppGroup("storage", help="Check the file store against the database.")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -38,5 +40,36 @@ def create_admin(email: str, name: str, password_stdin: bool) -> None:
     click.echo(f"Created admin {user.email} (id {user.id}).")
 
 
+@storage_cli.command("check")
+@click.option("--repair", is_flag=True, help="Remove files without a row and abandoned staged files.")
+@click.option("--quick", is_flag=True, help="Compare sizes only; skip re-hashing every file.")
+@click.option(
+    "--grace",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Seconds a file must be old before it counts as a leftover (younger ones may be committing).",
+)
+def storage_check(repair: bool, quick: bool, grace: int) -> None:
+    """Report rows whose file is missing or corrupt, and leftovers of crashes; exit 1 if any remain."""
+    report = current_app.injector.get(StorageAuditService).check(
+        repair=repair, verify_hashes=not quick, grace_seconds=grace
+    )
+    for label, items in (
+        ("upload rows whose file is missing", report.missing),
+        ("upload rows whose file is corrupt (size or SHA-256 differs)", report.corrupt),
+        ("files without an upload row", report.orphans),
+        ("abandoned staged files", report.stale_staged),
+        ("removed by --repair", report.removed),
+    ):
+        click.echo(f"{label}: {len(items)}")
+        for item in items:
+            click.echo(f"  {item}")
+    click.echo("consistent" if report.consistent else "NOT consistent")
+    if not report.consistent:
+        sys.exit(1)
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(storage_cli)

@@ -13,6 +13,7 @@ from app.services.api_tokens import ApiTokenService
 from app.services.auth import AuthService
 from app.services.health import HealthService
 from app.services.passwords import PasswordHasher
+from app.services.storage_audit import StorageAuditService
 from app.services.uploads import UploadService
 from app.services.users import UserService
 from app.storage.base import FileStore
@@ -26,7 +27,7 @@ class DepotModule(Module):
     def configure(self, binder: Binder) -> None:
         binder.bind(ThreadTransactionManager, to=transactions.manager)
         binder.bind(scoped_session, to=db.session)
-        for service in (AuthService, UserService, ApiTokenService, HealthService, UploadService):
+        for service in (AuthService, UserService, ApiTokenService, HealthService, UploadService, StorageAuditService):
             binder.bind(service, scope=singleton)
 
     @singleton

@@ -13,7 +13,7 @@ def unique_email() -> str:
 
 def test_probes_answer(api):
     assert api.get("/healthz").json() == {"status": "ok"}
-    assert api.get("/readyz").json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert api.get("/readyz").json() == {"status": "ok", "checks": {"database": "ok", "storage": "ok"}}
 
 
 def test_openapi_spec_and_swagger_ui_are_served(api):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import scoped_session
 from transaction import ThreadTransactionManager
 
 from app.exceptions import Unavailable
+from app.storage.base import FileStore, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -19,9 +20,10 @@ class HealthService:
     """Checks the dependencies a request needs."""
 
     @inject
-    def __init__(self, tm: ThreadTransactionManager, session: scoped_session) -> None:
+    def __init__(self, tm: ThreadTransactionManager, session: scoped_session, store: FileStore) -> None:
         self.tm = tm
         self.session = session
+        self.store = store
 
     def readiness(self) -> dict[str, str]:
         """Every dependency's state; raises Unavailable naming the first that does not answer."""
@@ -32,4 +34,9 @@ class HealthService:
             # The driver's message can include the host and user: log it, do not return it.
             log.warning("readiness: database check failed: %s", error.__class__.__name__)
             raise Unavailable("The database is not answering.", fields={"database": ["unavailable"]}) from None
-        return {"database": "ok"}
+        try:
+            self.store.check()
+        except StorageError as error:
+            log.warning("readiness: file store check failed: %s", error)
+            raise Unavailable("The file store is not writable.", fields={"storage": ["unavailable"]}) from None
+        return {"database": "ok", "storage": "ok"}

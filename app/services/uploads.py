@@ -26,9 +26,9 @@ from app.models import Role, Upload, UploadTag, User
 from app.models.base import new_id
 from app.services.file_rules import check_leading_bytes, content_type_for_name, sanitize_filename
 from app.services.incoming import FilePart, IncomingUpload
+from app.services.pagination import Page
 from app.services.principal import Principal
 from app.services.share_links import LinkSigner
-from app.services.users import Page
 from app.storage.base import FileStore, SizeLimitExceeded, StagedFile, StorageError
 from app.storage.transactional import TransactionalFiles
 

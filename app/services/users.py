@@ -8,9 +8,6 @@ needs the current password and ends every other session of that user.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
-
 from flask import Config
 from injector import inject
 from sqlalchemy import delete, func, select
@@ -21,20 +18,10 @@ from transaction import ThreadTransactionManager
 from app.exceptions import Conflict, Invalid, NotFound, RegistrationClosed
 from app.models import AuthSession, Role, User, UserRole
 from app.services.auth import normalize_email
+from app.services.pagination import Page
 from app.services.passwords import PasswordHasher
 from app.services.principal import Principal
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a listing and the size of the whole listing."""
-
-    items: list[T]
-    page: int
-    per_page: int
-    total: int
+from app.services.uploads import UploadService
 
 
 class UserService:
@@ -46,11 +33,13 @@ class UserService:
         tm: ThreadTransactionManager,
         session: scoped_session,
         hasher: PasswordHasher,
+        uploads: UploadService,
         config: Config,
     ) -> None:
         self.tm = tm
         self.session = session
         self.hasher = hasher
+        self.uploads = uploads
         self.allow_registration = bool(config["ALLOW_REGISTRATION"])
 
     # --- self-service -------------------------------------------------------------------
@@ -138,11 +127,16 @@ class UserService:
             return user
 
     def delete_user(self, principal: Principal, user_id: str) -> None:
-        """Remove a user with their sessions and tokens (rows cascade in the database)."""
+        """Remove a user with their uploads, sessions and tokens, in one transaction.
+
+        Upload files are removed only once the deletion has committed; sessions and tokens
+        go with the user row (ON DELETE CASCADE).
+        """
         principal.require(Role.ADMIN)
         with self.tm:
             user = self._get(user_id)
             self._ensure_not_last_admin(user)
+            self.uploads.purge_owner(user.id)
             self.session.delete(user)
 
     # --- bootstrap (CLI and first start) ------------------------------------------------

@@ -13,7 +13,7 @@ def test_healthz_answers_while_the_process_is_up(testapp):
 
 
 def test_readyz_answers_200_when_the_database_answers(testapp):
-    assert testapp.get("/readyz").json == {"status": "ok", "checks": {"database": "ok"}}
+    assert testapp.get("/readyz").json == {"status": "ok", "checks": {"database": "ok", "storage": "ok"}}
 
 
 def test_readyz_answers_503_with_a_reason_when_the_database_does_not(tmp_path):

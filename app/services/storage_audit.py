@@ -1,0 +1,92 @@
+"""StorageAuditService: checks the upload invariant across the database and the file store.
+
+It reports rows whose file is missing or corrupt (wrong size or SHA-256), files without a
+row (leftovers of a crash between the file promotion and the database commit), and staged
+files nobody will promote (leftovers of a crash during an upload). `repair` removes the two
+kinds of leftover; a row whose file is missing or corrupt is reported, never deleted, since
+that needs a person's decision.
+
+Objects younger than the grace period are left alone: they may belong to an upload that is
+committing right now.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from injector import inject
+from sqlalchemy import select
+from sqlalchemy.orm import scoped_session
+from transaction import ThreadTransactionManager
+
+from app.models import Upload
+from app.models.base import utcnow
+from app.storage.base import FileStore
+
+HASH_CHUNK = 1024 * 1024
+
+
+@dataclass
+class StorageReport:
+    missing: list[str] = field(default_factory=list)  # upload ids whose file is gone
+    corrupt: list[str] = field(default_factory=list)  # upload ids whose file differs
+    orphans: list[str] = field(default_factory=list)  # storage keys without a row
+    stale_staged: list[str] = field(default_factory=list)  # staging ids past the grace period
+    removed: list[str] = field(default_factory=list)  # what repair deleted
+
+    @property
+    def rows_intact(self) -> bool:
+        return not (self.missing or self.corrupt)
+
+    @property
+    def consistent(self) -> bool:
+        """True when nothing is wrong, or everything wrong was repaired."""
+        leftovers = set(self.orphans) | set(self.stale_staged)
+        return self.rows_intact and leftovers <= set(self.removed)
+
+
+class StorageAuditService:
+    @inject
+    def __init__(self, tm: ThreadTransactionManager, session: scoped_session, store: FileStore) -> None:
+        self.tm = tm
+        self.session = session
+        self.store = store
+
+    def check(self, repair: bool = False, verify_hashes: bool = True, grace_seconds: int = 3600) -> StorageReport:
+        report = StorageReport()
+        with self.tm:
+            rows = self.session.execute(select(Upload.id, Upload.storage_key, Upload.size, Upload.sha256)).all()
+        keys = {row.storage_key for row in rows}
+        for row in rows:
+            stored = self.store.stat(row.storage_key)
+            if stored is None:
+                report.missing.append(row.id)
+            elif stored.size != row.size or (verify_hashes and self._sha256(row.storage_key) != row.sha256):
+                report.corrupt.append(row.id)
+        cutoff = utcnow() - timedelta(seconds=grace_seconds)
+        report.orphans = [o.key for o in self.store.iter_objects() if o.key not in keys and o.modified_at <= cutoff]
+        report.stale_staged = [s.key for s in self.store.iter_staged() if s.modified_at <= cutoff]
+        if repair:
+            self._repair(report)
+        return report
+
+    def _repair(self, report: StorageReport) -> None:
+        with self.tm:
+            # Re-read: a row may have been committed for a key since the first look.
+            current = set(self.session.scalars(select(Upload.storage_key)))
+        for key in report.orphans:
+            if key not in current:
+                self.store.delete(key)
+                report.removed.append(key)
+        for staging_id in report.stale_staged:
+            self.store.discard_staged(staging_id)
+            report.removed.append(staging_id)
+
+    def _sha256(self, key: str) -> str:
+        digest = hashlib.sha256()
+        with self.store.open(key) as handle:
+            while chunk := handle.read(HASH_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
