@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -16,7 +17,7 @@ from app.config import TestingConfig
 from app.extensions import db
 from app.models import User
 from app.services.users import UserService
-from tests.helpers import PASSWORD, bearer
+from tests.helpers import PASSWORD, bearer, png_bytes
 
 _emails = itertools.count(1)
 
@@ -91,6 +92,44 @@ def admin(make_user) -> User:
 def admin_headers(admin, login) -> dict[str, str]:
     """Authorization headers of a logged-in admin."""
     return bearer(login(admin))
+
+
+@pytest.fixture
+def uploader(make_user) -> User:
+    """An active user with the uploader role."""
+    return make_user(roles=["uploader"])
+
+
+@pytest.fixture
+def uploader_headers(uploader, login) -> dict[str, str]:
+    """Authorization headers of a logged-in uploader."""
+    return bearer(login(uploader))
+
+
+@pytest.fixture
+def upload(testapp) -> Callable:
+    """Posts a multipart upload: upload(headers, name, data, status=201, **fields) -> response."""
+
+    def post(headers, name="picture.png", data=None, status=201, content_type=None, **fields):
+        data = png_bytes() if data is None else data
+        file = (name, data, content_type) if content_type else (name, data)
+        return testapp.post("/api/v1/uploads", fields, upload_files=[("file", *file)], headers=headers, status=status)
+
+    return post
+
+
+@pytest.fixture
+def disk(app) -> Callable[[], dict[str, list[str]]]:
+    """Lists the file store on disk: disk() -> {"objects": [...keys], "staging": [...ids]}."""
+    root = Path(app.config["UPLOAD_DIR"])
+
+    def listing() -> dict[str, list[str]]:
+        return {
+            "objects": sorted(p.name for p in (root / "objects").glob("*/*")),
+            "staging": sorted(p.name for p in (root / "staging").iterdir()),
+        }
+
+    return listing
 
 
 @pytest.fixture

@@ -27,3 +27,23 @@ def send_chunked(testapp, path: str, body: bytes, content_type: str, status: int
 def without_request_id(body: dict) -> dict:
     """An error body minus its per-request id, for comparing two errors."""
     return {key: value for key, value in body.items() if key != "request_id"}
+
+
+def png_bytes(size: int = 1024) -> bytes:
+    """Bytes that start like a PNG file, padded with random data to `size`."""
+    import os
+
+    header = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+    return header + os.urandom(max(size - len(header), 0))
+
+
+def pdf_bytes(size: int = 1024) -> bytes:
+    """Bytes that start like a PDF file."""
+    header = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+    return header + b"0" * max(size - len(header), 0)
+
+
+def sha256_hex(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()

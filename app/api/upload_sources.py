@@ -26,6 +26,9 @@ MAX_FIELD_BYTES = 8 * 1024
 MAX_PARTS = 24
 # A part's headers are small; a decoder buffer far beyond one chunk means they never end.
 MAX_DECODER_BUFFER = CHUNK_BYTES + 64 * 1024
+# The filename as sent, escapes and all: browsers send Windows paths with bare backslashes,
+# which an RFC quoted-string parse (Werkzeug's) would drop, gluing the path parts together.
+_RAW_FILENAME = re.compile(r'(?:^|;)\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
 _CONTENT_DIGEST_SHA256 = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]+):\s*(?:,|$)", re.IGNORECASE)
 
 
@@ -49,6 +52,11 @@ def _digest_from_header(request: Request) -> str | None:
             "Content-Digest's sha-256 value is not a base64 SHA-256.", fields={"Content-Digest": ["Bad value."]}
         )
     return raw.hex()
+
+
+def _raw_filename(event: File) -> str:
+    match = _RAW_FILENAME.search(event.headers.get("Content-Disposition", ""))
+    return match.group(1) if match else event.filename
 
 
 def _load_metadata(schema: Schema, data: dict) -> dict:
@@ -101,7 +109,7 @@ class MultipartUpload:
             if isinstance(event, File) and event.name == "file":
                 if staged is not None:
                     raise Invalid("Send exactly one file part.", fields={"file": ["Only one file per upload."]})
-                part = FilePart(event.filename, event.headers.get("Content-Type"), self._data(events))
+                part = FilePart(_raw_filename(event), event.headers.get("Content-Type"), self._data(events))
                 staged = store(part)
             elif isinstance(event, File):
                 raise Invalid(f"Unexpected file part '{event.name}'.", fields={event.name: ["Unknown field."]})

@@ -8,6 +8,7 @@ needs the current password and ends every other session of that user.
 from __future__ import annotations
 
 from collections.abc import Iterable
+
 from flask import Config
 from injector import inject
 from sqlalchemy import delete, func, select

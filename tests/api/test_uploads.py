@@ -1,0 +1,399 @@
+"""Storing uploads over WebTest: multipart and raw bodies, checks, and what is left on disk."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+
+import pytest
+from sqlalchemy import func, select
+from webtest import TestRequest
+
+from app.models import Upload
+from tests.helpers import bearer, pdf_bytes, png_bytes, send_chunked, sha256_hex
+
+UPLOADS = "/api/v1/uploads"
+
+
+def count_uploads(fetch) -> int:
+    return fetch(lambda s: s.scalar(select(func.count()).select_from(Upload)))
+
+
+def assert_nothing_stored(fetch, disk):
+    assert count_uploads(fetch) == 0
+    assert disk() == {"objects": [], "staging": []}
+
+
+class ExplodingInput(io.RawIOBase):
+    """A request body that fails the test if anyone reads it."""
+
+    def readable(self):
+        return True
+
+    def readinto(self, _buffer):
+        raise AssertionError("the request body was read")
+
+
+def send_unread(testapp, path, headers, content_length, method="POST", status=None):
+    """A request whose body must not be read: Content-Length says `content_length`, reading fails."""
+    request = TestRequest.blank(path, method=method, headers=headers)
+    request.environ["CONTENT_LENGTH"] = str(content_length)
+    request.environ["wsgi.input"] = io.BufferedReader(ExplodingInput())
+    return testapp.do_request(request, status=status)
+
+
+# --- multipart --------------------------------------------------------------------------
+
+
+def test_multipart_upload_stores_file_and_metadata_together(upload, uploader, uploader_headers, fetch, disk, app):
+    data = png_bytes(5000)
+
+    response = upload(uploader_headers, "holiday.png", data, description="Beach", visibility="public", tags="sea, sun")
+
+    body = response.json
+    assert response.headers["Location"].endswith(f"{UPLOADS}/{body['id']}")
+    assert body["filename"] == "holiday.png"
+    assert body["content_type"] == "image/png"
+    assert (body["size"], body["sha256"]) == (5000, sha256_hex(data))
+    assert (body["visibility"], body["description"], body["tags"]) == ("public", "Beach", ["sea", "sun"])
+    assert body["owner_id"] == uploader.id
+    assert body["download_url"] == f"{UPLOADS}/{body['id']}/content"
+    row = fetch(lambda s: s.get(Upload, body["id"]))
+    assert disk() == {"objects": [row.storage_key], "staging": []}
+    stored = next((app.config["UPLOAD_DIR"] / __import__("pathlib").Path("objects")).glob(f"*/{row.storage_key}"))
+    assert stored.read_bytes() == data
+    assert row.storage_key not in ("holiday.png",) and "holiday" not in str(stored)
+
+
+def test_tags_may_be_repeated_fields(testapp, uploader_headers):
+    response = testapp.post(
+        UPLOADS,
+        [("tags", "b"), ("tags", "a"), ("tags", "b")],
+        upload_files=[("file", "x.png", png_bytes())],
+        headers=uploader_headers,
+        status=201,
+    )
+
+    assert response.json["tags"] == ["a", "b"]
+
+
+def test_defaults_are_private_with_no_description_or_tags(upload, uploader_headers):
+    body = upload(uploader_headers).json
+
+    assert (body["visibility"], body["description"], body["tags"]) == ("private", None, [])
+
+
+def test_a_plain_user_cannot_upload_and_the_body_is_not_read(testapp, make_user, login, fetch, disk):
+    headers = {**bearer(login(make_user(roles=["user"]))), "Content-Type": "multipart/form-data; boundary=x"}
+
+    response = send_unread(testapp, UPLOADS, headers, 1000, status=403)
+
+    assert response.json["error"] == "forbidden"
+    assert_nothing_stored(fetch, disk)
+
+
+def test_an_admin_may_upload(upload, admin_headers):
+    upload(admin_headers)
+
+
+def test_an_unauthenticated_upload_is_401(upload):
+    upload({}, status=401)
+
+
+def test_content_length_over_the_limit_is_refused_before_reading(app_factory, make_user):
+    from webtest import TestApp
+
+    app = app_factory(MAX_UPLOAD_BYTES="1000000")
+    testapp = TestApp(app)
+    with app.app_context():
+        from app.services.users import UserService
+
+        app.injector.get(UserService).create_account("big@example.com", "password123", "B", ["uploader"])
+    token = testapp.post_json("/api/v1/auth/token", {"email": "big@example.com", "password": "password123"})
+    headers = {**bearer(token.json["access_token"]), "Content-Type": "multipart/form-data; boundary=x"}
+
+    response = send_unread(testapp, UPLOADS, headers, 50_000_000, status=413)
+
+    assert response.json["error"] == "payload_too_large"
+    assert "1000000 bytes" in response.json["message"]
+
+
+def test_a_streamed_body_over_the_limit_is_refused_and_leaves_nothing(app_factory, make_user, fetch, disk):
+    from webtest import TestApp
+
+    app = app_factory(MAX_UPLOAD_BYTES="100000")
+    testapp = TestApp(app)
+    with app.app_context():
+        from app.services.users import UserService
+
+        app.injector.get(UserService).create_account("s@example.com", "password123", "S", ["uploader"])
+    token = testapp.post_json("/api/v1/auth/token", {"email": "s@example.com", "password": "password123"})
+
+    response = send_chunked(
+        testapp,
+        f"{UPLOADS}/big.png",
+        png_bytes(200_000),
+        "image/png",
+        status=413,
+        method="PUT",
+        headers=bearer(token.json["access_token"]),
+    )
+
+    assert response.json["error"] == "payload_too_large"
+    assert_nothing_stored(fetch, disk)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "content_type"),
+    [
+        ("run.exe", b"MZ" + b"\x00" * 100, None),  # extension not allowed
+        ("archive.jpg.php", b"<?php echo 1; ?>", None),  # double extension: the last one counts
+        ("README", b"plain text", None),  # no extension
+        ("scan.pdf", png_bytes(), None),  # PNG bytes named .pdf
+        ("page.png", b"<!DOCTYPE html><html><script>alert(1)</script></html>", None),  # HTML named .png
+        ("notes.txt", b"<html><body><script>alert(1)</script></body></html>", None),  # HTML as text
+        ("image.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', None),
+        ("photo.png", png_bytes(), "application/pdf"),  # declared type contradicts the extension
+    ],
+)
+def test_files_whose_name_type_or_bytes_disagree_are_415(
+    upload, uploader_headers, fetch, disk, name, data, content_type
+):
+    response = upload(uploader_headers, name, data, status=415, content_type=content_type)
+
+    assert response.json["error"] == "unsupported_media_type"
+    assert_nothing_stored(fetch, disk)
+
+
+def test_an_empty_file_is_422(upload, uploader_headers, fetch, disk):
+    response = upload(uploader_headers, "empty.txt", b"", status=422)
+
+    assert response.json["fields"] == {"file": ["The file is empty."]}
+    assert_nothing_stored(fetch, disk)
+
+
+def test_a_form_without_a_file_part_is_422(testapp, uploader_headers, fetch, disk):
+    response = testapp.post(
+        UPLOADS, {"description": "no file"}, headers=uploader_headers, content_type="multipart/form-data", status=422
+    )
+
+    assert response.json["fields"] == {"file": ["Missing data for required field."]}
+    assert_nothing_stored(fetch, disk)
+
+
+def test_two_file_parts_are_422(testapp, uploader_headers, fetch, disk):
+    files = [("file", "a.png", png_bytes()), ("file", "b.png", png_bytes())]
+
+    response = testapp.post(UPLOADS, upload_files=files, headers=uploader_headers, status=422)
+
+    assert response.json["message"] == "Send exactly one file part."
+    assert_nothing_stored(fetch, disk)
+
+
+def test_too_many_fields_are_422(testapp, uploader_headers, fetch, disk):
+    fields = [(f"field{i}", "x") for i in range(40)]
+
+    response = testapp.post(
+        UPLOADS, fields, upload_files=[("file", "a.png", png_bytes())], headers=uploader_headers, status=422
+    )
+
+    assert "Too many form parts" in response.json["message"]
+    assert_nothing_stored(fetch, disk)
+
+
+@pytest.mark.parametrize(
+    ("fields", "bad"),
+    [
+        ({"visibility": "everyone"}, "visibility"),
+        ({"description": "x" * 2001}, "description"),
+        ({"tags": "bad tag!"}, "tags"),
+        ({"owner_id": "someone"}, "owner_id"),
+        ({"sha256": "not-hex"}, "sha256"),
+    ],
+)
+def test_invalid_metadata_is_422_and_leaves_nothing(upload, uploader_headers, fetch, disk, fields, bad):
+    response = upload(uploader_headers, status=422, **fields)
+
+    assert bad in response.json["fields"]
+    assert_nothing_stored(fetch, disk)
+
+
+def test_an_overlong_filename_is_422(upload, uploader_headers, fetch, disk):
+    response = upload(uploader_headers, "a" * 10_000 + ".png", status=422)
+
+    assert "file" in response.json["fields"]
+    assert_nothing_stored(fetch, disk)
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("C:\\Users\\x\\report.pdf", "report.pdf"),
+        ("/etc/cron.d/job.txt", "job.txt"),
+        ("evil\u202egnp.txt", "evilgnp.txt"),
+        ("tab\tand\x01ctrl.txt", "tabandctrl.txt"),
+        ("..hidden.txt", "hidden.txt"),
+        ("Cafe\u0301.txt", "Café.txt"),
+        ("é" * 300 + ".txt", "é" * 251 + ".txt"),
+    ],
+)
+def test_client_filenames_are_kept_only_as_sanitized_metadata(upload, uploader_headers, raw, stored):
+    data = pdf_bytes() if stored.endswith(".pdf") else b"just text\n"
+
+    assert upload(uploader_headers, raw, data).json["filename"] == stored
+
+
+def test_a_matching_sha256_field_is_accepted(upload, uploader_headers):
+    data = png_bytes()
+
+    upload(uploader_headers, data=data, sha256=sha256_hex(data).upper())
+
+
+def test_a_wrong_sha256_field_is_422_and_leaves_nothing(upload, uploader_headers, fetch, disk):
+    response = upload(uploader_headers, sha256="0" * 64, status=422)
+
+    assert response.json["fields"] == {"sha256": ["Digest mismatch."]}
+    assert_nothing_stored(fetch, disk)
+
+
+def test_a_matching_content_digest_header_is_accepted(testapp, uploader_headers):
+    data = b"some text\n"
+    digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+    testapp.put(
+        f"{UPLOADS}/notes.txt",
+        data,
+        headers={**uploader_headers, "Content-Type": "text/plain", "Content-Digest": f"sha-256=:{digest}:"},
+        status=201,
+    )
+
+
+@pytest.mark.parametrize(
+    "header", ["sha-256=:" + base64.b64encode(b"\0" * 32).decode() + ":", "sha-256=:bm9wZQ==:", "md5=:x:"]
+)
+def test_a_wrong_or_malformed_content_digest_is_422(testapp, uploader_headers, fetch, disk, header):
+    testapp.put(
+        f"{UPLOADS}/notes.txt",
+        b"some text\n",
+        headers={**uploader_headers, "Content-Type": "text/plain", "Content-Digest": header},
+        status=422,
+    )
+
+    assert_nothing_stored(fetch, disk)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhello',  # truncated
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhello\r\n--x',  # no end
+        b"garbage without any boundary",
+    ],
+)
+def test_a_broken_multipart_body_is_400_and_leaves_nothing(testapp, uploader_headers, fetch, disk, body):
+    response = testapp.post(
+        UPLOADS, body, headers={**uploader_headers, "Content-Type": "multipart/form-data; boundary=x"}, status=400
+    )
+
+    assert response.json["error"] == "bad_request"
+    assert_nothing_stored(fetch, disk)
+
+
+def test_a_non_multipart_post_is_415(testapp, uploader_headers):
+    response = testapp.post(UPLOADS, b"raw", headers={**uploader_headers, "Content-Type": "image/png"}, status=415)
+
+    assert "multipart/form-data" in response.json["message"]
+
+
+# --- raw PUT ----------------------------------------------------------------------------
+
+
+def test_raw_put_stores_the_body_under_the_given_name(testapp, uploader_headers, fetch, disk):
+    data = pdf_bytes(3000)
+
+    response = testapp.put(
+        f"{UPLOADS}/report.pdf?description=Q3&tags=finance&visibility=public",
+        data,
+        headers={**uploader_headers, "Content-Type": "application/pdf"},
+        status=201,
+    )
+
+    body = response.json
+    assert (body["filename"], body["content_type"], body["size"], body["sha256"]) == (
+        "report.pdf",
+        "application/pdf",
+        3000,
+        sha256_hex(data),
+    )
+    assert (body["description"], body["tags"], body["visibility"]) == ("Q3", ["finance"], "public")
+    assert response.headers["Location"].endswith(f"{UPLOADS}/{body['id']}")
+    assert len(disk()["objects"]) == 1
+
+
+def test_raw_put_of_a_chunked_body_is_stored(testapp, uploader_headers):
+    data = png_bytes(300_000)
+
+    response = send_chunked(
+        testapp, f"{UPLOADS}/big.png", data, "image/png", status=201, method="PUT", headers=uploader_headers
+    )
+
+    assert response.json["sha256"] == sha256_hex(data)
+
+
+def test_raw_put_checks_types_like_multipart(testapp, uploader_headers, fetch, disk):
+    testapp.put(
+        f"{UPLOADS}/image.png", b"<html></html>", headers={**uploader_headers, "Content-Type": "image/png"}, status=415
+    )
+
+    assert_nothing_stored(fetch, disk)
+
+
+# --- policy and quota -------------------------------------------------------------------
+
+
+def test_policy_tells_the_limits(testapp, uploader_headers, upload):
+    upload(uploader_headers, data=png_bytes(1234))
+
+    policy = testapp.get(f"{UPLOADS}/policy", headers=uploader_headers).json
+
+    assert policy["max_upload_bytes"] == 1024**3
+    assert "png" in policy["allowed_extensions"] and "exe" not in policy["allowed_extensions"]
+    assert (policy["quota_bytes"], policy["used_bytes"], policy["remaining_bytes"]) == (None, 1234, None)
+
+
+@pytest.fixture
+def quota_app(app_factory):
+    """An app where each user may store 10,000 bytes, with one uploader logged in."""
+    from webtest import TestApp
+
+    app = app_factory(USER_QUOTA_BYTES="10000")
+    testapp = TestApp(app)
+    with app.app_context():
+        from app.services.users import UserService
+
+        app.injector.get(UserService).create_account("q@example.com", "password123", "Q", ["uploader"])
+    token = testapp.post_json("/api/v1/auth/token", {"email": "q@example.com", "password": "password123"})
+    return testapp, bearer(token.json["access_token"])
+
+
+def test_quota_is_enforced_at_commit_with_the_quota_in_the_message(quota_app):
+    testapp, headers = quota_app
+    testapp.post(UPLOADS, upload_files=[("file", "a.png", png_bytes(6000))], headers=headers, status=201)
+
+    response = testapp.post(UPLOADS, upload_files=[("file", "b.png", png_bytes(6000))], headers=headers, status=413)
+
+    assert "quota of 10000 bytes" in response.json["message"]
+    policy = testapp.get(f"{UPLOADS}/policy", headers=headers).json
+    assert (policy["quota_bytes"], policy["used_bytes"], policy["remaining_bytes"]) == (10000, 6000, 4000)
+
+
+def test_quota_is_checked_before_reading_when_content_length_allows(quota_app):
+    testapp, headers = quota_app
+
+    response = send_unread(
+        testapp, f"{UPLOADS}/big.png", {**headers, "Content-Type": "image/png"}, 20_000, method="PUT", status=413
+    )
+
+    assert "quota of 10000 bytes" in response.json["message"]
