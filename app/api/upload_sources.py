@@ -26,9 +26,10 @@ MAX_FIELD_BYTES = 8 * 1024
 MAX_PARTS = 24
 # A part's headers are small; a decoder buffer far beyond one chunk means they never end.
 MAX_DECODER_BUFFER = CHUNK_BYTES + 64 * 1024
-# The filename as sent, escapes and all: browsers send Windows paths with bare backslashes,
-# which an RFC quoted-string parse (Werkzeug's) would drop, gluing the path parts together.
-_RAW_FILENAME = re.compile(r'(?:^|;)\s*filename\s*=\s*"((?:[^"\\]|\\.)*)"', re.IGNORECASE)
+# Some clients send a full Windows path with bare backslashes, which an RFC quoted-string
+# parse (Werkzeug's) reads as escapes and drops, gluing the path parts together.
+_RAW_FILENAME = re.compile(r'(?:^|;)\s*filename\s*=\s*"([^"]*)"', re.IGNORECASE)
+_WINDOWS_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")
 _CONTENT_DIGEST_SHA256 = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]+):\s*(?:,|$)", re.IGNORECASE)
 
 
@@ -54,9 +55,12 @@ def _digest_from_header(request: Request) -> str | None:
     return raw.hex()
 
 
-def _raw_filename(event: File) -> str:
+def _client_filename(event: File) -> str:
+    """The part's filename; a Windows path is taken as sent, so its folders can be dropped."""
     match = _RAW_FILENAME.search(event.headers.get("Content-Disposition", ""))
-    return match.group(1) if match else event.filename
+    if match and _WINDOWS_PATH.match(match.group(1)):
+        return match.group(1)
+    return event.filename
 
 
 def _load_metadata(schema: Schema, data: dict) -> dict:
@@ -109,7 +113,7 @@ class MultipartUpload:
             if isinstance(event, File) and event.name == "file":
                 if staged is not None:
                     raise Invalid("Send exactly one file part.", fields={"file": ["Only one file per upload."]})
-                part = FilePart(_raw_filename(event), event.headers.get("Content-Type"), self._data(events))
+                part = FilePart(_client_filename(event), event.headers.get("Content-Type"), self._data(events))
                 staged = store(part)
             elif isinstance(event, File):
                 raise Invalid(f"Unexpected file part '{event.name}'.", fields={event.name: ["Unknown field."]})
