@@ -16,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from app import exceptions as exc
+from app.storage.base import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,12 @@ def handle_database_unavailable(error: Exception) -> Response:
     return error_response(503, "unavailable", "The database is not answering; try again shortly.")
 
 
+def handle_storage_error(error: Exception) -> Response:
+    # The file store failed (disk full, I/O error); the transaction was aborted, nothing kept.
+    log.error("file store failure: %s", error)
+    return error_response(503, "unavailable", "The file store failed; nothing was stored. Try again shortly.")
+
+
 def handle_unexpected_error(error: Exception) -> Response:
     log.exception("unhandled error while serving the request")
     return error_response(
@@ -121,4 +128,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(InterfaceError, handle_database_unavailable)
+    app.register_error_handler(StorageError, handle_storage_error)
     app.register_error_handler(Exception, handle_unexpected_error)

@@ -1,0 +1,120 @@
+"""LocalFileStore on a real temporary folder."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from app.storage import local
+from app.storage.base import SizeLimitExceeded, StorageError
+from app.storage.local import LocalFileStore
+from tests.helpers import sha256_hex
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalFileStore:
+    """A store in a fresh temporary folder."""
+    return LocalFileStore(tmp_path / "store")
+
+
+def staged_names(store):
+    return sorted(p.name for p in store.staging.iterdir())
+
+
+def test_stage_hashes_counts_and_keeps_the_head_while_writing(store):
+    chunks = [b"a" * 5000, b"b" * 5000, b"c"]
+
+    staged = store.stage(iter(chunks))
+
+    data = b"".join(chunks)
+    assert (staged.size, staged.sha256) == (len(data), sha256_hex(data))
+    assert staged.head == data[:8192]
+    assert (store.staging / staged.staging_id).read_bytes() == data
+
+
+def test_promote_makes_the_file_visible_under_its_key(store):
+    staged = store.stage([b"hello"])
+
+    store.promote(staged, "k" * 32)
+
+    assert staged_names(store) == []
+    assert store.open("k" * 32).read() == b"hello"
+    assert store.stat("k" * 32).size == 5
+    assert [o.key for o in store.iter_objects()] == ["k" * 32]
+
+
+def test_exceeding_the_limit_stops_and_leaves_nothing(store):
+    consumed = []
+
+    def chunks():
+        for i in range(100):
+            consumed.append(i)
+            yield b"x" * 1000
+
+    with pytest.raises(SizeLimitExceeded):
+        store.stage(chunks(), limit=2500)
+
+    assert len(consumed) == 3  # stopped reading as soon as the limit was passed
+    assert staged_names(store) == []
+
+
+def test_a_write_error_leaves_nothing(store, monkeypatch):
+    def full(_out, _chunk):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(local, "_write_all", full)
+
+    with pytest.raises(StorageError, match="ENOSPC"):
+        store.stage([b"data"])
+    assert staged_names(store) == []
+
+
+def test_an_fsync_error_leaves_nothing(store, monkeypatch):
+    def broken_fsync(_fd):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(local.os, "fsync", broken_fsync)
+
+    with pytest.raises(StorageError, match="EIO"):
+        store.stage([b"data"])
+    assert staged_names(store) == []
+
+
+def test_stage_fsyncs_the_file_and_promote_fsyncs_the_directory(store, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(
+        local.os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd)
+    )
+
+    staged = store.stage([b"data"])
+    store.promote(staged, "a" * 32)
+
+    assert synced == [str(store.staging / staged.staging_id), str(store.objects / "aa")]
+
+
+@pytest.mark.parametrize("key", ["../escape", "a/b", "", "short", "x" * 200])
+def test_unsafe_keys_are_refused(store, key):
+    with pytest.raises(ValueError):
+        store.open(key)
+
+
+def test_delete_and_discard_tolerate_missing_files(store):
+    staged = store.stage([b"x"])
+    store.discard(staged)
+    store.discard(staged)
+    store.delete("b" * 32)
+
+    assert staged_names(store) == []
+
+
+def test_check_reports_an_unwritable_store(store, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(type(store.staging), "write_bytes", refuse)
+
+    with pytest.raises(StorageError, match="not writable"):
+        store.check()

@@ -1,0 +1,110 @@
+"""The file-store data manager inside real `transaction` transactions."""
+
+from __future__ import annotations
+
+import pytest
+import transaction
+
+from app.storage.local import LocalFileStore
+from app.storage.transactional import TransactionalFiles
+
+KEY = "f" * 32
+
+
+@pytest.fixture
+def tm():
+    """A private transaction manager, so these tests share nothing with the app's."""
+    return transaction.TransactionManager()
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalFileStore:
+    """A store in a fresh temporary folder."""
+    return LocalFileStore(tmp_path)
+
+
+@pytest.fixture
+def files(store, tm) -> TransactionalFiles:
+    """The transactional view of `store` under `tm`."""
+    return TransactionalFiles(store, tm)
+
+
+def contents(store):
+    return sorted(o.key for o in store.iter_objects()), sorted(s.key for s in store.iter_staged())
+
+
+def test_sorts_before_the_sqlalchemy_data_manager(files, tm):
+    # zope.sqlalchemy's key is "~sqlalchemy:<id>": we vote (promote) before it commits.
+    with tm:
+        key = files.current().sortKey()
+    assert key < "~sqlalchemy:0"
+
+
+def test_one_data_manager_per_transaction(files, tm):
+    with tm:
+        first = files.current()
+        assert files.current() is first
+    with tm:
+        assert files.current() is not first
+
+
+def test_commit_promotes_staged_files(files, store, tm):
+    with tm:
+        dm = files.current()
+        dm.promote_on_commit(dm.stage([b"payload"]), KEY)
+        assert contents(store) == ([], [contents(store)[1][0]])  # staged, not yet visible
+
+    assert contents(store) == ([KEY], [])
+    assert store.open(KEY).read() == b"payload"
+
+
+def test_an_exception_in_the_transaction_discards_what_was_staged(files, store, tm):
+    with pytest.raises(RuntimeError), tm:
+        dm = files.current()
+        dm.promote_on_commit(dm.stage([b"payload"]), KEY)
+        raise RuntimeError("business rule failed")
+
+    assert contents(store) == ([], [])
+
+
+def test_a_later_voter_failing_undoes_the_promotion(files, store, tm):
+    class FailingVoter:
+        """Stands for the database: votes after us and fails (a failed DB commit)."""
+
+        transaction_manager = tm
+
+        def sortKey(self):  # noqa: N802
+            return "~sqlalchemy:fake"
+
+        def abort(self, txn): ...
+        def tpc_begin(self, txn): ...
+        def commit(self, txn): ...
+        def tpc_abort(self, txn): ...
+        def tpc_finish(self, txn): ...
+
+        def tpc_vote(self, txn):
+            assert contents(store)[0] == [KEY], "the file must be durable and visible before the DB commits"
+            raise RuntimeError("database commit failed")
+
+    with pytest.raises(RuntimeError, match="database commit failed"), tm:
+        tm.get().join(FailingVoter())
+        dm = files.current()
+        dm.promote_on_commit(dm.stage([b"payload"]), KEY)
+
+    assert contents(store) == ([], [])
+
+
+def test_deletes_happen_only_after_a_successful_commit(files, store, tm):
+    with tm:
+        dm = files.current()
+        dm.promote_on_commit(dm.stage([b"payload"]), KEY)
+
+    with pytest.raises(RuntimeError), tm:
+        files.current().delete_on_commit(KEY)
+        raise RuntimeError("the deletion is rolled back")
+    assert contents(store) == ([KEY], [])
+
+    with tm:
+        files.current().delete_on_commit(KEY)
+        assert contents(store) == ([KEY], [])  # still there until the commit
+    assert contents(store) == ([], [])
