@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import sys
 from collections.abc import Callable, Iterator
 
 from flask import Request
@@ -79,8 +80,9 @@ def _combine_digests(metadata: dict, header_digest: str | None) -> str | None:
 
 def _allow_large_body(request: Request) -> None:
     # The app-wide MAX_CONTENT_LENGTH is sized for JSON; uploads have their own limits,
-    # enforced by UploadService before and while the body is read.
-    request.max_content_length = None
+    # enforced by UploadService before and while the body is read. (None would mean "use
+    # the app-wide value" to Flask, so the per-request override is a number.)
+    request.max_content_length = sys.maxsize
 
 
 class MultipartUpload:

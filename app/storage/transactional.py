@@ -67,8 +67,9 @@ class FileStoreDataManager:
         return f"depot.filestore:{id(self)}"
 
     def abort(self, txn) -> None:
-        self._discard_staged()
-        self._reset()
+        # Also called, before tpc_abort, on a manager whose own tpc_vote failed halfway, so it
+        # must undo promotions too, not just drop what was staged.
+        self._undo()
 
     def tpc_begin(self, txn) -> None:
         pass
@@ -94,6 +95,11 @@ class FileStoreDataManager:
         self._reset()
 
     def tpc_abort(self, txn) -> None:
+        self._undo()
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _undo(self) -> None:
         for key in self._promoted:
             try:
                 self.store.delete(key)
@@ -101,8 +107,6 @@ class FileStoreDataManager:
                 log.exception("could not remove a promoted file while aborting")
         self._discard_staged()
         self._reset()
-
-    # --- helpers ----------------------------------------------------------------------------
 
     def _discard_staged(self) -> None:
         for staged in self._staged:
