@@ -89,14 +89,32 @@ def server_env(database_url, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def server(server_env, tmp_path_factory):
+def flask_cli(server_env):
+    """Runs a `flask` command against the server's database and files: flask_cli("storage", "check")."""
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "flask"), *args],
+            cwd=ROOT,
+            env=server_env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def server(server_env, flask_cli, tmp_path_factory):
     """Base URL of Depot under gunicorn (2 workers), migrated and with an admin."""
-    run = lambda *args, **kw: subprocess.run(args, cwd=ROOT, env=server_env, check=True, timeout=120, **kw)  # noqa: E731
-    run(str(BIN / "flask"), "db", "upgrade", capture_output=True)
-    run(
-        str(BIN / "flask"), "users", "create-admin", ADMIN_EMAIL, "--password-stdin",
-        input=ADMIN_PASSWORD + "\n", text=True, capture_output=True,
-    )  # fmt: skip
+    for args, stdin in (
+        (("db", "upgrade"), None),
+        (("users", "create-admin", ADMIN_EMAIL, "--password-stdin"), ADMIN_PASSWORD),
+    ):
+        done = flask_cli(*args, stdin=stdin)
+        assert done.returncode == 0, done.stdout + done.stderr
     port = _free_port()
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     with open(log_path, "w") as log:
