@@ -267,9 +267,13 @@ class UploadService:
         if claims is None:
             raise NotFound("This link is invalid or has expired.")
         with self.tm:
-            upload = self.session.get(Upload, claims.upload_id)
-        if upload is None or upload.link_generation != claims.generation:
+            row = self.session.execute(
+                select(Upload, User.active).join(User, User.id == Upload.owner_id).where(Upload.id == claims.upload_id)
+            ).first()
+        # A deactivated owner's links stop too: sharing ends with the account.
+        if row is None or not row.active or row.Upload.link_generation != claims.generation:
             raise NotFound("This link is invalid or has expired.")
+        upload = row.Upload
         return self._download(upload)
 
     # --- helpers ----------------------------------------------------------------------------

@@ -323,6 +323,18 @@ def test_revoking_links_stops_every_earlier_link_but_not_later_ones(testapp, pri
     testapp.get(second["url"].replace("http://localhost", ""), status=200)
 
 
+def test_a_link_stops_working_while_its_owner_is_deactivated(testapp, upload, make_user, login, admin_headers):
+    owner = make_user(roles=["uploader"])
+    body = upload(bearer(login(owner))).json
+    url = testapp.post_json(f"{UPLOADS}/{body['id']}/links", {}, headers=bearer(login(owner))).json["url"]
+    path = url.replace("http://localhost", "")
+
+    testapp.patch_json(f"/api/v1/users/{owner.id}", {"active": False}, headers=admin_headers)
+    testapp.get(path, status=404)
+    testapp.patch_json(f"/api/v1/users/{owner.id}", {"active": True}, headers=admin_headers)
+    testapp.get(path, status=200)
+
+
 def test_a_link_stops_working_when_the_upload_is_deleted(testapp, private_upload, alice):
     body, _data = private_upload
     link = testapp.post_json(f"{UPLOADS}/{body['id']}/links", {}, headers=alice).json
