@@ -14,7 +14,7 @@ from app.services.auth import AuthService
 from app.services.health import HealthService
 from app.services.passwords import PasswordHasher
 from app.services.storage_audit import StorageAuditService
-from app.services.uploads import UploadService
+from app.services.uploads import UploadService, upload_key_committed
 from app.services.users import UserService
 from app.storage.base import FileStore
 from app.storage.local import LocalFileStore
@@ -38,7 +38,7 @@ class DepotModule(Module):
     @singleton
     @provider
     def transactional_files(self, store: FileStore, tm: ThreadTransactionManager) -> TransactionalFiles:
-        return TransactionalFiles(store, tm)
+        return TransactionalFiles(store, tm, is_referenced=upload_key_committed)
 
     @singleton
     @provider

@@ -11,7 +11,8 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import quote
 
-from flask import Response, send_file
+from flask import Response, request, send_file
+from werkzeug.http import parse_range_header
 
 from app.exceptions import Unavailable
 from app.services.uploads import Download
@@ -25,8 +26,28 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def _normalize_range(environ: dict, size: int) -> None:
+    """Keep only a Range header Werkzeug will answer per RFC 9110.
+
+    Werkzeug answers 416 where the RFC says to ignore the header (another unit, bad syntax,
+    several ranges, which we do not serve as multipart/byteranges) or to serve the whole
+    file (a suffix longer than the file). Those are rewritten or dropped here.
+    """
+    header = environ.get("HTTP_RANGE")
+    if header is None:
+        return
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        del environ["HTTP_RANGE"]
+        return
+    start, stop = parsed.ranges[0]
+    if start < 0 and -start > size:
+        environ["HTTP_RANGE"] = "bytes=0-" if size else header
+
+
 def file_response(download: Download) -> Response:
     upload = download.upload
+    _normalize_range(request.environ, upload.size)
     try:
         source = download.local_path if download.local_path is not None else download.open()
         response = send_file(
@@ -43,7 +64,7 @@ def file_response(download: Download) -> Response:
     response.headers["Content-Disposition"] = content_disposition(upload.filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Cache-Control"] = (
-        "public, max-age=300" if upload.is_public else "private, max-age=0, must-revalidate"
-    )
+    # Always revalidated (cheap, thanks to the ETag), so a file made private, deleted or
+    # unshared stops being served from any cache at once.
+    response.headers["Cache-Control"] = "public, no-cache" if upload.is_public else "private, no-cache"
     return response

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 from flask import Request
 from marshmallow import Schema, ValidationError
-from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData, Preamble
 
 from app.exceptions import Invalid, Malformed, Unsupported
 from app.services.incoming import FilePart, ReceivedUpload
@@ -91,19 +91,21 @@ class MultipartUpload:
     envelope_allowance = MAX_PARTS * (MAX_FIELD_BYTES + 1024)
 
     def __init__(self, request: Request, metadata_schema: Schema) -> None:
+        # Nothing is checked here: the service checks the caller's role first.
+        self.request = request
+        self.schema = metadata_schema
+        self.declared_length = request.content_length
+
+    def receive(self, store: Callable[[FilePart], StagedFile]) -> ReceivedUpload:
+        request = self.request
         if request.mimetype != "multipart/form-data":
             raise Unsupported("Send the upload as multipart/form-data with a 'file' part (or use PUT with a raw body).")
         boundary = request.mimetype_params.get("boundary", "")
         if not boundary or len(boundary) > 200:
             raise Malformed("The multipart Content-Type has no usable boundary.")
-        _allow_large_body(request)
-        self.request = request
         self.boundary = boundary.encode("latin-1")
-        self.schema = metadata_schema
-        self.declared_length = request.content_length
         self.header_digest = _digest_from_header(request)
-
-    def receive(self, store: Callable[[FilePart], StagedFile]) -> ReceivedUpload:
+        _allow_large_body(request)
         events = self._events()
         values: dict[str, list[str]] = {}
         staged = part = None
@@ -112,6 +114,8 @@ class MultipartUpload:
             parts += 1
             if parts > MAX_PARTS:
                 raise Invalid(f"Too many form parts (at most {MAX_PARTS}).")
+            if not event.name:
+                raise Invalid("Every form part needs a name.", fields={"_schema": ["A form part has no name."]})
             if isinstance(event, File) and event.name == "file":
                 if staged is not None:
                     raise Invalid("Send exactly one file part.", fields={"file": ["Only one file per upload."]})
@@ -152,6 +156,8 @@ class MultipartUpload:
                 continue
             if isinstance(event, Epilogue):
                 return
+            if isinstance(event, Preamble):
+                continue  # text before the first boundary carries nothing
             yield event
 
     @staticmethod
@@ -194,14 +200,14 @@ class RawUpload:
     envelope_allowance = 0
 
     def __init__(self, request: Request, filename: str, metadata: dict) -> None:
-        _allow_large_body(request)
         self.request = request
         self.filename = filename
         self.metadata = dict(metadata)
         self.declared_length = request.content_length
-        self.header_digest = _digest_from_header(request)
 
     def receive(self, store: Callable[[FilePart], StagedFile]) -> ReceivedUpload:
+        self.header_digest = _digest_from_header(self.request)
+        _allow_large_body(self.request)
         content_type = self.request.headers.get("Content-Type")
         staged = store(FilePart(self.filename, content_type, self._chunks()))
         return ReceivedUpload(
@@ -214,5 +220,10 @@ class RawUpload:
 
     def _chunks(self) -> Iterator[bytes]:
         stream = self.request.stream
+        received = 0
         while chunk := stream.read(1024 * 1024):
+            received += len(chunk)
             yield chunk
+        # The server may end the stream early when the client hangs up; that is no file.
+        if self.declared_length is not None and received < self.declared_length:
+            raise Malformed(f"The body ended after {received} of {self.declared_length} bytes.")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.schemas.common import InputSchema, no_control_characters
+from app.schemas.common import InputSchema, no_control_characters, no_nul
 from app.schemas.users import UserSchema
 
 
 class TokenRequestSchema(InputSchema):
     email = fields.String(required=True, validate=[validate.Length(min=1, max=254), no_control_characters])
-    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=256))
+    password = fields.String(required=True, load_only=True, validate=[validate.Length(min=1, max=256), no_nul])
 
 
 class TokenSchema(Schema):

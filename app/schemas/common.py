@@ -10,13 +10,23 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 _FORBIDDEN_TEXT = re.compile(r"[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
 
+def _require_encodable(value: str) -> None:
+    # JSON may carry lone surrogates ("\ud800"), which no database or hash can encode.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Must be valid Unicode text.") from None
+
+
 def no_control_characters(value: str) -> None:
+    _require_encodable(value)
     if _FORBIDDEN_TEXT.search(value):
         raise ValidationError("Must not contain control or bidirectional-override characters.")
 
 
 def no_nul(value: str) -> None:
     # Free text may span lines, but NUL is never text (and PostgreSQL refuses it).
+    _require_encodable(value)
     if "\x00" in value:
         raise ValidationError("Must not contain NUL characters.")
 
@@ -39,14 +49,16 @@ def person_name(**kwargs) -> fields.String:
 def password_field(**kwargs) -> fields.String:
     return fields.String(
         load_only=True,
-        validate=validate.Length(min=8, max=256),
+        validate=[validate.Length(min=8, max=256), no_nul],
         metadata={"description": "8 to 256 characters.", "format": "password"},
         **kwargs,
     )
 
 
 def email_field(**kwargs) -> fields.Email:
-    return fields.Email(validate=validate.Length(max=254), metadata={"example": "ada@example.com"}, **kwargs)
+    return fields.Email(
+        validate=[validate.Length(max=254), no_control_characters], metadata={"example": "ada@example.com"}, **kwargs
+    )
 
 
 class PageQuery(Schema):

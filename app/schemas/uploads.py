@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from flask import url_for
 from marshmallow import Schema, fields, pre_load, validate
 
@@ -9,6 +11,19 @@ from app.models.upload import Visibility
 from app.schemas.common import InputSchema, PageQuery, PageSchema, no_control_characters, no_nul
 
 MAX_TAGS = 20
+
+
+class UTCDateTimeField(fields.AwareDateTime):
+    """An ISO 8601 time with a zone, converted to UTC; times UTC cannot hold are invalid."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
+
+
 TAG = fields.String(validate=[validate.Regexp(r"^[\w.-]{1,50}$"), no_control_characters])
 VISIBILITIES = [v.value for v in Visibility]
 
@@ -51,8 +66,8 @@ class UploadQuerySchema(PageQuery):
         metadata={"description": "Text in the name or description."},
     )
     tag = TAG
-    created_after = fields.AwareDateTime(default_timezone=None)
-    created_before = fields.AwareDateTime(default_timezone=None)
+    created_after = UTCDateTimeField(metadata={"description": "ISO 8601 with a time zone."})
+    created_before = UTCDateTimeField(metadata={"description": "ISO 8601 with a time zone."})
 
 
 class UploadUpdateSchema(InputSchema):

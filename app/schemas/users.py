@@ -5,7 +5,15 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.models.user import ROLE_NAMES
-from app.schemas.common import InputSchema, PageQuery, PageSchema, email_field, password_field, person_name
+from app.schemas.common import (
+    InputSchema,
+    PageQuery,
+    PageSchema,
+    email_field,
+    no_nul,
+    password_field,
+    person_name,
+)
 
 
 def roles_field(description: str = "", **kwargs) -> fields.List:
@@ -50,7 +58,7 @@ class SelfUpdateSchema(InputSchema):
 
     name = person_name()
     password = password_field()
-    current_password = fields.String(load_only=True, validate=validate.Length(max=256))
+    current_password = fields.String(load_only=True, validate=[validate.Length(max=256), no_nul])
 
     @validates_schema
     def password_needs_current(self, data, **_kwargs):

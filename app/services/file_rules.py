@@ -50,8 +50,23 @@ TEXT_EXTENSIONS = {"txt", "csv", "json", "md"}
 # Declared types any client may send for any file.
 GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 
-_STRIP_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _MARKUP = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body|<script|<svg|<\?xml|<iframe|<object)", re.IGNORECASE)
+
+
+def _is_utf8_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # The head may end inside a character; only an error in its last 3 bytes is allowed.
+        return error.start >= len(head) - 3 and error.reason == "unexpected end of data"
+    return True
+
+
+def _strip_invisible(name: str) -> str:
+    # Control, format (bidi marks, zero-width), separator-line and surrogate characters.
+    return "".join(c for c in name if unicodedata.category(c) not in {"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 def sanitize_filename(raw: str | None) -> str:
@@ -61,7 +76,7 @@ def sanitize_filename(raw: str | None) -> str:
     if len(raw) > MAX_RAW_FILENAME_CHARS:
         raise Invalid("The filename is too long.", fields={"file": [f"At most {MAX_FILENAME_CHARS} characters."]})
     name = unicodedata.normalize("NFC", raw)
-    name = _STRIP_CHARS.sub("", name)
+    name = _strip_invisible(name)
     name = re.split(r"[/\\]", name)[-1]  # drop path parts, POSIX and Windows alike
     name = name.split(":")[-1]  # and drive letters or alternate data streams
     name = name.strip().lstrip(".").strip()
@@ -110,7 +125,9 @@ def check_leading_bytes(filename: str, expected: str, head: bytes) -> None:
                 f"The file's content is not {expected}.", fields={"file": ["Content and extension disagree."]}
             )
     elif ext in TEXT_EXTENSIONS:
-        if sniffed is not None or b"\x00" in head or _MARKUP.match(head):
+        # Magic numbers mean nothing for text ("BMW,Audi" starts like a BMP): require UTF-8
+        # text that is not markup instead.
+        if not _is_utf8_text(head) or _MARKUP.match(head):
             raise Unsupported(
                 f"The file's content is not {expected}.", fields={"file": ["Content and extension disagree."]}
             )

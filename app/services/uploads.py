@@ -21,7 +21,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import scoped_session
 from transaction import ThreadTransactionManager
 
-from app.exceptions import Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from app.exceptions import AuthenticationFailed, Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from app.extensions import db
 from app.models import Role, Upload, UploadTag, User
 from app.models.base import new_id
 from app.services.file_rules import check_leading_bytes, content_type_for_name, sanitize_filename
@@ -74,6 +75,16 @@ class Download:
 class ShareLink:
     token: str
     expires_at: datetime
+
+
+def upload_key_committed(storage_key: str) -> bool:
+    """Whether a committed upload row uses `storage_key`, asked on a connection of its own.
+
+    The file store's data manager calls this while a transaction is aborting, to tell a
+    failed database commit from one that went through before an error.
+    """
+    with db.engine.connect() as connection:
+        return connection.execute(select(Upload.id).where(Upload.storage_key == storage_key)).first() is not None
 
 
 class UploadService:
@@ -146,7 +157,8 @@ class UploadService:
                     "The file's SHA-256 does not match the digest sent with it; nothing was stored.",
                     fields={"sha256": ["Digest mismatch."]},
                 )
-            self._check_quota_locked(principal.user_id, staged.size)
+            self._lock_owner(principal.user_id)
+            self._check_quota(principal.user_id, staged.size)
             upload_id = new_id()
             upload = Upload(
                 id=upload_id,
@@ -278,15 +290,16 @@ class UploadService:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _visible(self, principal: Principal, upload_id: str) -> Upload:
-        upload = self.session.get(Upload, upload_id)
+    def _visible(self, principal: Principal, upload_id: str, lock: bool = False) -> Upload:
+        # lock: hold the row until commit, so a concurrent delete makes this a clean 404.
+        upload = self.session.get(Upload, upload_id, with_for_update=lock)
         if upload is None or not (principal.is_admin or upload.owner_id == principal.user_id or upload.is_public):
             # Indistinguishable from a missing id, so ids cannot be probed.
             raise NotFound("No such upload.")
         return upload
 
     def _owned(self, principal: Principal, upload_id: str) -> Upload:
-        upload = self._visible(principal, upload_id)
+        upload = self._visible(principal, upload_id, lock=True)
         if not (principal.is_admin or upload.owner_id == principal.user_id):
             raise Forbidden("Only the owner or an admin may change this upload.")
         return upload
@@ -298,11 +311,17 @@ class UploadService:
     def _used_bytes(self, user_id: str) -> int:
         return self.session.scalar(select(func.coalesce(func.sum(Upload.size), 0)).where(Upload.owner_id == user_id))
 
-    def _check_quota_locked(self, user_id: str, size: int) -> None:
+    def _lock_owner(self, user_id: str) -> None:
+        """Lock the owner's row until commit: a user deletion then waits for this upload (and
+        purges it) or wins and this upload fails cleanly; concurrent uploads of one user are
+        counted against the quota one at a time."""
+        owner = self.session.execute(select(User.id, User.active).where(User.id == user_id).with_for_update()).first()
+        if owner is None or not owner.active:
+            raise AuthenticationFailed("Your account no longer exists or is inactive.")
+
+    def _check_quota(self, user_id: str, size: int) -> None:
         if self.quota_bytes is None:
             return
-        # Lock the owner's row so concurrent uploads of one user are counted one at a time.
-        self.session.execute(select(User.id).where(User.id == user_id).with_for_update())
         used = self._used_bytes(user_id)
         if used + size > self.quota_bytes:
             remaining = max(self.quota_bytes - used, 0)

@@ -135,7 +135,11 @@ class UserService:
         """
         principal.require(Role.ADMIN)
         with self.tm:
-            user = self._get(user_id)
+            # Locked first: an upload of this user that is committing finishes (and is purged
+            # below) or waits and then fails, so no upload outlives its owner.
+            user = self.session.get(User, user_id, with_for_update=True)
+            if user is None:
+                raise NotFound("No such user.")
             self._ensure_not_last_admin(user)
             self.uploads.purge_owner(user.id)
             self.session.delete(user)

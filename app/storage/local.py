@@ -85,7 +85,9 @@ class LocalFileStore(FileStore):
     def promote(self, staged: StagedFile, key: str) -> None:
         target = self._object_path(key)
         try:
-            target.parent.mkdir(exist_ok=True)
+            if not target.parent.exists():
+                target.parent.mkdir(exist_ok=True)
+                _fsync_directory(self.objects)  # the new shard's own entry must survive a crash
             os.replace(self._staging_path(staged.staging_id), target)
             _fsync_directory(target.parent)
         except OSError as error:
@@ -123,20 +125,30 @@ class LocalFileStore(FileStore):
 
     def iter_objects(self) -> Iterator[StoredObject]:
         for shard in sorted(p for p in self.objects.iterdir() if p.is_dir()):
-            for path in sorted(shard.iterdir()):
-                yield StoredObject(key=path.name, size=path.stat().st_size, modified_at=_mtime(path.stat()))
+            yield from _listing(shard)
 
     def iter_staged(self) -> Iterator[StoredObject]:
-        for path in sorted(self.staging.iterdir()):
-            yield StoredObject(key=path.name, size=path.stat().st_size, modified_at=_mtime(path.stat()))
+        yield from _listing(self.staging)
 
     def check(self) -> None:
-        probe = self.staging / f".ready-{secrets.token_hex(4)}"
+        probe = self.root / f".ready-{secrets.token_hex(4)}"
         try:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as error:
             raise StorageError(f"the upload folder is not writable: {_describe(error)}") from error
+
+
+def _listing(folder: Path) -> Iterator[StoredObject]:
+    """Objects in a folder that the server may be changing while we look."""
+    for path in sorted(folder.iterdir()):
+        if not _SAFE_KEY.match(path.name):
+            continue  # not ours
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue  # promoted or deleted since the listing
+        yield StoredObject(key=path.name, size=st.st_size, modified_at=_mtime(st))
 
 
 def _write_all(out, chunk) -> None:

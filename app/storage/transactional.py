@@ -20,11 +20,18 @@ tpc_vote. Ours sorts first ("depot.filestore:..."), so:
 If anything fails before the database has committed, tpc_abort removes the files promoted in
 step 2 and everything staged, and the database rolls back: nothing is left behind. abort()
 (an exception inside `with tm:`, before any commit) discards the staged files.
+
+One failure needs care: the database commit may have gone through and the error come after
+it (a connection lost while reading the COMMIT reply). So tpc_abort asks the database, on a
+connection of its own, whether a row now refers to each promoted file, and keeps the file if
+one does, or if the question cannot be answered. Keeping a file is always safe: at worst it
+is an orphan that `storage check --repair` removes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import transaction
 from transaction.interfaces import IDataManager
@@ -39,9 +46,10 @@ log = logging.getLogger(__name__)
 class FileStoreDataManager:
     """The file-store work of one transaction: what was staged, what to promote and delete."""
 
-    def __init__(self, store: FileStore, transaction_manager) -> None:
+    def __init__(self, store: FileStore, transaction_manager, is_referenced: Callable[[str], bool]) -> None:
         self.store = store
         self.transaction_manager = transaction_manager
+        self.is_referenced = is_referenced
         self._staged: list[StagedFile] = []
         self._to_promote: list[tuple[StagedFile, str]] = []
         self._promoted: list[str] = []
@@ -67,9 +75,9 @@ class FileStoreDataManager:
         return f"depot.filestore:{id(self)}"
 
     def abort(self, txn) -> None:
-        # Also called, before tpc_abort, on a manager whose own tpc_vote failed halfway, so it
-        # must undo promotions too, not just drop what was staged.
-        self._undo()
+        # Also called, before tpc_abort, on a manager whose own tpc_vote failed halfway (so
+        # the database has not voted yet): undo promotions too, not just what was staged.
+        self._undo(check_database=False)
 
     def tpc_begin(self, txn) -> None:
         pass
@@ -95,18 +103,28 @@ class FileStoreDataManager:
         self._reset()
 
     def tpc_abort(self, txn) -> None:
-        self._undo()
+        self._undo(check_database=True)
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _undo(self) -> None:
+    def _undo(self, check_database: bool) -> None:
         for key in self._promoted:
+            if check_database and self._maybe_committed(key):
+                log.warning("kept a promoted file: its row may have committed before the failure")
+                continue
             try:
                 self.store.delete(key)
             except StorageError:
                 log.exception("could not remove a promoted file while aborting")
         self._discard_staged()
         self._reset()
+
+    def _maybe_committed(self, key: str) -> bool:
+        try:
+            return self.is_referenced(key)
+        except Exception:  # noqa: BLE001 (cannot tell, so keep the file: an orphan is safe)
+            log.exception("could not ask the database whether a file is referenced")
+            return True
 
     def _discard_staged(self) -> None:
         for staged in self._staged:
@@ -122,16 +140,23 @@ class FileStoreDataManager:
 class TransactionalFiles:
     """Hands out the file-store data manager of the current transaction, joining it once."""
 
-    def __init__(self, store: FileStore, transaction_manager: transaction.ThreadTransactionManager) -> None:
+    def __init__(
+        self,
+        store: FileStore,
+        transaction_manager: transaction.ThreadTransactionManager,
+        is_referenced: Callable[[str], bool],
+    ) -> None:
         self.store = store
         self.transaction_manager = transaction_manager
+        # Answers, outside the current transaction, whether a committed row uses a key.
+        self.is_referenced = is_referenced
 
     def current(self) -> FileStoreDataManager:
         txn = self.transaction_manager.get()
         try:
             return txn.data(self)
         except KeyError:
-            manager = FileStoreDataManager(self.store, self.transaction_manager)
+            manager = FileStoreDataManager(self.store, self.transaction_manager, self.is_referenced)
             txn.join(manager)
             txn.set_data(self, manager)
             return manager

@@ -223,14 +223,14 @@ def test_download_streams_the_exact_bytes_with_safe_headers(testapp, private_upl
     assert response.headers["Content-Disposition"] == "attachment; filename=\"secret.png\"; filename*=UTF-8''secret.png"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
-    assert response.headers["Cache-Control"].startswith("private")
+    assert response.headers["Cache-Control"] == "private, no-cache"
     assert response.headers["Accept-Ranges"] == "bytes"
 
 
 def test_a_public_download_is_publicly_cacheable(testapp, upload, alice):
     body = upload(alice, visibility="public").json
 
-    assert testapp.get(f"{UPLOADS}/{body['id']}/content", headers=alice).headers["Cache-Control"].startswith("public")
+    assert testapp.get(f"{UPLOADS}/{body['id']}/content", headers=alice).headers["Cache-Control"] == "public, no-cache"
 
 
 def test_non_ascii_names_get_an_ascii_fallback_and_a_utf8_filename_star(testapp, upload, alice):
@@ -267,6 +267,24 @@ def test_range_requests_give_206_with_the_slice(testapp, private_upload, alice, 
     start = expected.start if expected.start is None or expected.start >= 0 else len(data) + expected.start
     start = len(data) - 10 if start is None else start
     assert response.headers["Content-Range"] == f"bytes {start}-{start + len(response.body) - 1}/{len(data)}"
+
+
+@pytest.mark.parametrize("header", ["items=0-1", "bytes=abc", "bytes=0-1,3-4"])
+def test_ranges_we_do_not_serve_are_ignored_with_the_whole_file(testapp, private_upload, alice, header):
+    body, data = private_upload
+
+    response = testapp.get(f"{UPLOADS}/{body['id']}/content", headers={**alice, "Range": header}, status=200)
+
+    assert response.body == data
+
+
+def test_a_suffix_longer_than_the_file_gives_the_whole_file(testapp, private_upload, alice):
+    body, data = private_upload
+
+    response = testapp.get(f"{UPLOADS}/{body['id']}/content", headers={**alice, "Range": "bytes=-999999"}, status=206)
+
+    assert response.body == data
+    assert response.headers["Content-Range"] == f"bytes 0-{len(data) - 1}/{len(data)}"
 
 
 def test_an_unsatisfiable_range_is_416(testapp, private_upload, alice):

@@ -397,3 +397,93 @@ def test_quota_is_checked_before_reading_when_content_length_allows(quota_app):
     )
 
     assert "quota of 10000 bytes" in response.json["message"]
+
+
+# --- found in review: edge cases that must not be 500s or silent successes ---------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("cars.csv", b"BMW,Audi,VW\n1,2,3\n"), ("notes.md", b"ID3 tags are metadata\n"), ("mz.txt", b"MZ is a town\n")],
+)
+def test_text_that_happens_to_start_like_a_binary_signature_is_accepted(upload, uploader_headers, name, data):
+    upload(uploader_headers, name, data)
+
+
+def test_text_that_is_not_utf8_is_415(upload, uploader_headers, fetch, disk):
+    upload(uploader_headers, "latin1.txt", "caf\xe9 cr\xe8me\n".encode("latin-1"), status=415)
+
+    assert_nothing_stored(fetch, disk)
+
+
+def test_utf8_cut_inside_a_character_at_the_sniffing_boundary_is_accepted(upload, uploader_headers):
+    # "x" then 2-byte characters: the 8,192-byte head ends on the first byte of one of them.
+    upload(uploader_headers, "long.txt", b"x" + ("é" * 5000).encode("utf-8"))
+
+
+def test_invisible_characters_are_removed_from_names(upload, uploader_headers):
+    body = upload(uploader_headers, "a\u061cb\u2060c\u2028d\u200be.txt", b"text\n").json
+
+    assert body["filename"] == "abcde.txt"
+
+
+def test_a_raw_body_shorter_than_its_content_length_is_400_and_leaves_nothing(testapp, uploader_headers, fetch, disk):
+    request = TestRequest.blank(
+        f"{UPLOADS}/short.png", method="PUT", headers={**uploader_headers, "Content-Type": "image/png"}
+    )
+    request.environ["CONTENT_LENGTH"] = "9000"
+    request.environ["wsgi.input"] = io.BytesIO(png_bytes(5000))
+    request.environ["wsgi.input_terminated"] = True  # as gunicorn says: the server ends the stream
+
+    response = testapp.do_request(request, status=400)
+
+    assert "5000 of 9000 bytes" in response.json["message"]
+    assert_nothing_stored(fetch, disk)
+
+
+def test_a_form_part_without_a_name_is_422(testapp, uploader_headers, fetch, disk):
+    body = (
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhello\r\n'
+        b"--x\r\nContent-Disposition: form-data\r\n\r\nnameless\r\n"
+        b'--x\r\nContent-Disposition: form-data; name="zzz"\r\n\r\nunknown\r\n--x--\r\n'
+    )
+
+    response = testapp.post(
+        UPLOADS, body, headers={**uploader_headers, "Content-Type": "multipart/form-data; boundary=x"}, status=422
+    )
+
+    assert response.json["message"] == "Every form part needs a name."
+    assert_nothing_stored(fetch, disk)
+
+
+def test_a_plain_user_gets_403_whatever_the_body_looks_like(testapp, make_user, login):
+    headers = bearer(login(make_user(roles=["user"])))
+
+    testapp.post(UPLOADS, b"x", headers={**headers, "Content-Type": "text/plain"}, status=403)
+    testapp.put(f"{UPLOADS}/a.txt", b"x", headers={**headers, "Content-Digest": "nonsense"}, status=403)
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_times_outside_what_utc_can_hold_are_422(testapp, uploader_headers, when):
+    response = testapp.get(UPLOADS, {"created_after": when}, headers=uploader_headers, status=422)
+
+    assert "created_after" in response.json["fields"]
+
+
+def test_lone_surrogates_in_json_text_are_422(testapp, upload, uploader_headers):
+    body = upload(uploader_headers).json
+
+    response = testapp.patch(
+        f"{UPLOADS}/{body['id']}",
+        '{"description": "a\\ud800b"}',
+        headers={**uploader_headers, "Content-Type": "application/json"},
+        status=422,
+    )
+
+    assert response.json["fields"] == {"description": ["Must be valid Unicode text."]}
+    testapp.post(
+        "/api/v1/auth/token",
+        '{"email": "a@example.com", "password": "x\\ud800"}',
+        headers={"Content-Type": "application/json"},
+        status=422,
+    )

@@ -83,6 +83,34 @@ def test_a_failed_database_commit_leaves_no_row_and_no_file(app, upload, uploade
     assert_consistent_and_empty(app, fetch, disk)
 
 
+def test_an_error_after_the_database_committed_keeps_row_and_file(
+    app, upload, uploader_headers, testapp, fetch, disk, monkeypatch
+):
+    real_db_vote = SessionDataManager.tpc_vote
+    files_voted = []
+    real_file_vote = FileStoreDataManager.tpc_vote
+
+    def file_vote(self, txn):
+        real_file_vote(self, txn)
+        files_voted.append(txn)
+
+    def commit_then_fail(self, txn):
+        real_db_vote(self, txn)  # the commit goes through...
+        if txn in files_voted:
+            raise ConnectionError("...and the connection drops before the reply is read")
+
+    monkeypatch.setattr(FileStoreDataManager, "tpc_vote", file_vote)
+    monkeypatch.setattr(SessionDataManager, "tpc_vote", commit_then_fail)
+
+    upload(uploader_headers, status=500)
+
+    monkeypatch.undo()
+    rows = fetch(lambda s: s.scalars(select(Upload)).all())
+    assert len(rows) == 1
+    assert disk() == {"objects": [rows[0].storage_key], "staging": []}
+    assert storage_check(app)[0] == 0
+
+
 def test_a_failed_file_write_is_503_and_leaves_nothing(app, upload, uploader_headers, fetch, disk, monkeypatch):
     monkeypatch.setattr(local, "_write_all", fail_with(OSError(errno.ENOSPC, "No space left on device")))
 

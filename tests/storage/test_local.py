@@ -91,8 +91,16 @@ def test_stage_fsyncs_the_file_and_promote_fsyncs_the_directory(store, monkeypat
 
     staged = store.stage([b"data"])
     store.promote(staged, "a" * 32)
+    second = store.stage([b"more"])
+    store.promote(second, "a" * 31 + "b")
 
-    assert synced == [str(store.staging / staged.staging_id), str(store.objects / "aa")]
+    assert synced == [
+        str(store.staging / staged.staging_id),
+        str(store.objects),  # the new shard folder "aa" itself
+        str(store.objects / "aa"),
+        str(store.staging / second.staging_id),
+        str(store.objects / "aa"),  # an existing shard: only its entries change
+    ]
 
 
 @pytest.mark.parametrize("key", ["../escape", "a/b", "", "short", "x" * 200])

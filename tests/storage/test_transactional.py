@@ -26,7 +26,11 @@ def store(tmp_path) -> LocalFileStore:
 @pytest.fixture
 def files(store, tm) -> TransactionalFiles:
     """The transactional view of `store` under `tm`."""
-    return TransactionalFiles(store, tm)
+    return TransactionalFiles(store, tm, is_referenced=lambda key: key in committed_keys)
+
+
+# Keys the fake "database" says are referenced by committed rows (see the abort tests).
+committed_keys: set[str] = set()
 
 
 def contents(store):
@@ -92,6 +96,34 @@ def test_a_later_voter_failing_undoes_the_promotion(files, store, tm):
         dm.promote_on_commit(dm.stage([b"payload"]), KEY)
 
     assert contents(store) == ([], [])
+
+
+def test_a_failure_after_the_database_committed_keeps_the_file(files, store, tm, monkeypatch):
+    class CommitThenFail:
+        """Stands for the database: its commit goes through, then an error is raised."""
+
+        transaction_manager = tm
+
+        def sortKey(self):  # noqa: N802
+            return "~sqlalchemy:fake"
+
+        def abort(self, txn): ...
+        def tpc_begin(self, txn): ...
+        def commit(self, txn): ...
+        def tpc_abort(self, txn): ...
+        def tpc_finish(self, txn): ...
+
+        def tpc_vote(self, txn):
+            committed_keys.add(KEY)
+            raise ConnectionError("lost while reading the COMMIT reply")
+
+    monkeypatch.setattr(f"{__name__}.committed_keys", set())
+    with pytest.raises(ConnectionError), tm:
+        tm.get().join(CommitThenFail())
+        dm = files.current()
+        dm.promote_on_commit(dm.stage([b"payload"]), KEY)
+
+    assert contents(store) == ([KEY], [])
 
 
 def test_deletes_happen_only_after_a_successful_commit(files, store, tm):
