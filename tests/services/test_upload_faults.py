@@ -44,8 +44,9 @@ def fail_with(error):
     return raiser
 
 
-def fail_database_commits_with_files(monkeypatch, seen=None):
-    """Make the database commit fail in transactions where the file store takes part."""
+def on_database_commit_with_files(monkeypatch, fault):
+    """Run `fault(real_commit, manager, txn)` instead of the database commit, in transactions
+    where the file store takes part; other transactions (the token check) commit normally."""
     files_voted = []
     real_file_vote = FileStoreDataManager.tpc_vote
     real_db_vote = SessionDataManager.tpc_vote
@@ -55,14 +56,23 @@ def fail_database_commits_with_files(monkeypatch, seen=None):
         files_voted.append(txn)
 
     def db_vote(self, txn):
-        if txn not in files_voted:  # other transactions (the token check) commit normally
+        if txn not in files_voted:
             return real_db_vote(self, txn)
+        return fault(real_db_vote, self, txn)
+
+    monkeypatch.setattr(FileStoreDataManager, "tpc_vote", file_vote)
+    monkeypatch.setattr(SessionDataManager, "tpc_vote", db_vote)
+
+
+def fail_database_commits_with_files(monkeypatch, seen=None):
+    """Make the database commit fail in transactions where the file store takes part."""
+
+    def fail(_real_commit, _manager, _txn):
         if seen is not None:
             seen.append(True)
         raise RuntimeError("database commit failed")
 
-    monkeypatch.setattr(FileStoreDataManager, "tpc_vote", file_vote)
-    monkeypatch.setattr(SessionDataManager, "tpc_vote", db_vote)
+    on_database_commit_with_files(monkeypatch, fail)
 
 
 def test_a_failed_database_commit_leaves_no_row_and_no_file(app, upload, uploader_headers, fetch, disk, monkeypatch):
@@ -86,21 +96,11 @@ def test_a_failed_database_commit_leaves_no_row_and_no_file(app, upload, uploade
 def test_an_error_after_the_database_committed_keeps_row_and_file(
     app, upload, uploader_headers, testapp, fetch, disk, monkeypatch
 ):
-    real_db_vote = SessionDataManager.tpc_vote
-    files_voted = []
-    real_file_vote = FileStoreDataManager.tpc_vote
+    def commit_then_fail(real_commit, manager, txn):
+        real_commit(manager, txn)  # the commit goes through...
+        raise ConnectionError("...and the connection drops before the reply is read")
 
-    def file_vote(self, txn):
-        real_file_vote(self, txn)
-        files_voted.append(txn)
-
-    def commit_then_fail(self, txn):
-        real_db_vote(self, txn)  # the commit goes through...
-        if txn in files_voted:
-            raise ConnectionError("...and the connection drops before the reply is read")
-
-    monkeypatch.setattr(FileStoreDataManager, "tpc_vote", file_vote)
-    monkeypatch.setattr(SessionDataManager, "tpc_vote", commit_then_fail)
+    on_database_commit_with_files(monkeypatch, commit_then_fail)
 
     upload(uploader_headers, status=500)
 

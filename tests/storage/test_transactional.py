@@ -71,57 +71,53 @@ def test_an_exception_in_the_transaction_discards_what_was_staged(files, store, 
     assert contents(store) == ([], [])
 
 
-def test_a_later_voter_failing_undoes_the_promotion(files, store, tm):
-    class FailingVoter:
-        """Stands for the database: votes after us and fails (a failed DB commit)."""
+class FakeDatabase:
+    """Stands for zope.sqlalchemy's data manager: sorts after ours and runs `vote` as its commit."""
 
-        transaction_manager = tm
+    def __init__(self, tm, vote) -> None:
+        self.transaction_manager = tm
+        self.vote = vote
 
-        def sortKey(self):  # noqa: N802
-            return "~sqlalchemy:fake"
+    def sortKey(self):  # noqa: N802
+        return "~sqlalchemy:fake"
 
-        def abort(self, txn): ...
-        def tpc_begin(self, txn): ...
-        def commit(self, txn): ...
-        def tpc_abort(self, txn): ...
-        def tpc_finish(self, txn): ...
+    def tpc_vote(self, txn):
+        self.vote()
 
-        def tpc_vote(self, txn):
-            assert contents(store)[0] == [KEY], "the file must be durable and visible before the DB commits"
-            raise RuntimeError("database commit failed")
+    def abort(self, txn): ...
+    def tpc_begin(self, txn): ...
+    def commit(self, txn): ...
+    def tpc_abort(self, txn): ...
+    def tpc_finish(self, txn): ...
 
-    with pytest.raises(RuntimeError, match="database commit failed"), tm:
-        tm.get().join(FailingVoter())
+
+def promote_in_transaction_with(database_vote, files, tm):
+    """Stage and promote KEY in a transaction whose fake database votes with `database_vote`."""
+    with tm:
+        tm.get().join(FakeDatabase(tm, database_vote))
         dm = files.current()
         dm.promote_on_commit(dm.stage([b"payload"]), KEY)
+
+
+def test_a_later_voter_failing_undoes_the_promotion(files, store, tm):
+    def failed_commit():
+        assert contents(store)[0] == [KEY], "the file must be durable and visible before the DB commits"
+        raise RuntimeError("database commit failed")
+
+    with pytest.raises(RuntimeError, match="database commit failed"):
+        promote_in_transaction_with(failed_commit, files, tm)
 
     assert contents(store) == ([], [])
 
 
 def test_a_failure_after_the_database_committed_keeps_the_file(files, store, tm, monkeypatch):
-    class CommitThenFail:
-        """Stands for the database: its commit goes through, then an error is raised."""
-
-        transaction_manager = tm
-
-        def sortKey(self):  # noqa: N802
-            return "~sqlalchemy:fake"
-
-        def abort(self, txn): ...
-        def tpc_begin(self, txn): ...
-        def commit(self, txn): ...
-        def tpc_abort(self, txn): ...
-        def tpc_finish(self, txn): ...
-
-        def tpc_vote(self, txn):
-            committed_keys.add(KEY)
-            raise ConnectionError("lost while reading the COMMIT reply")
+    def commit_then_fail():
+        committed_keys.add(KEY)
+        raise ConnectionError("lost while reading the COMMIT reply")
 
     monkeypatch.setattr(f"{__name__}.committed_keys", set())
-    with pytest.raises(ConnectionError), tm:
-        tm.get().join(CommitThenFail())
-        dm = files.current()
-        dm.promote_on_commit(dm.stage([b"payload"]), KEY)
+    with pytest.raises(ConnectionError):
+        promote_in_transaction_with(commit_then_fail, files, tm)
 
     assert contents(store) == ([KEY], [])
 
