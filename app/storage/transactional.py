@@ -25,7 +25,8 @@ One failure needs care: the database commit may have gone through and the error 
 it (a connection lost while reading the COMMIT reply). So tpc_abort asks the database, on a
 connection of its own, whether a row now refers to each promoted file, and keeps the file if
 one does, or if the question cannot be answered. Keeping a file is always safe: at worst it
-is an orphan that `storage check --repair` removes.
+is an orphan that `storage check --repair` removes. (Left open: a COMMIT still being applied
+by the server at the very moment of that question would be missed; we judge this negligible.)
 """
 
 from __future__ import annotations
