@@ -55,7 +55,6 @@ class Config:
     TESTING = False
     RATELIMIT_HEADERS_ENABLED = True
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
-    USERS_PER_PAGE_MAX = 100
     # flask-apispec emits request bodies the OpenAPI 2.0 way, so the spec is 2.0 (Swagger).
     APISPEC_TITLE = "Depot API"
     APISPEC_VERSION = "v1"

@@ -107,6 +107,22 @@ def uploader_headers(uploader, login) -> dict[str, str]:
 
 
 @pytest.fixture
+def uploader_on(app_factory) -> Callable[..., tuple[TestApp, dict[str, str]]]:
+    """An app built with other settings and a logged-in uploader on it: uploader_on(KEY="value")."""
+
+    def build(**settings: str) -> tuple[TestApp, dict[str, str]]:
+        app = app_factory(**settings)
+        client = TestApp(app)
+        email = f"user{next(_emails)}@example.com"
+        with app.app_context():
+            app.injector.get(UserService).create_account(email, PASSWORD, "Uploader", ["uploader"])
+        token = client.post_json("/api/v1/auth/token", {"email": email, "password": PASSWORD})
+        return client, bearer(token.json["access_token"])
+
+    return build
+
+
+@pytest.fixture
 def upload(testapp) -> Callable:
     """Posts a multipart upload: upload(headers, name, data, status=201, **fields) -> response."""
 

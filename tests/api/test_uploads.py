@@ -101,17 +101,9 @@ def test_an_unauthenticated_upload_is_401(upload):
     upload({}, status=401)
 
 
-def test_content_length_over_the_limit_is_refused_before_reading(app_factory, make_user):
-    from webtest import TestApp
-
-    app = app_factory(MAX_UPLOAD_BYTES="1000000")
-    testapp = TestApp(app)
-    with app.app_context():
-        from app.services.users import UserService
-
-        app.injector.get(UserService).create_account("big@example.com", "password123", "B", ["uploader"])
-    token = testapp.post_json("/api/v1/auth/token", {"email": "big@example.com", "password": "password123"})
-    headers = {**bearer(token.json["access_token"]), "Content-Type": "multipart/form-data; boundary=x"}
+def test_content_length_over_the_limit_is_refused_before_reading(uploader_on):
+    testapp, uploader_auth = uploader_on(MAX_UPLOAD_BYTES="1000000")
+    headers = {**uploader_auth, "Content-Type": "multipart/form-data; boundary=x"}
 
     response = send_unread(testapp, UPLOADS, headers, 50_000_000, status=413)
 
@@ -119,16 +111,8 @@ def test_content_length_over_the_limit_is_refused_before_reading(app_factory, ma
     assert "1000000 bytes" in response.json["message"]
 
 
-def test_a_streamed_body_over_the_limit_is_refused_and_leaves_nothing(app_factory, make_user, fetch, disk):
-    from webtest import TestApp
-
-    app = app_factory(MAX_UPLOAD_BYTES="100000")
-    testapp = TestApp(app)
-    with app.app_context():
-        from app.services.users import UserService
-
-        app.injector.get(UserService).create_account("s@example.com", "password123", "S", ["uploader"])
-    token = testapp.post_json("/api/v1/auth/token", {"email": "s@example.com", "password": "password123"})
+def test_a_streamed_body_over_the_limit_is_refused_and_leaves_nothing(uploader_on, fetch, disk):
+    testapp, uploader_auth = uploader_on(MAX_UPLOAD_BYTES="100000")
 
     response = send_chunked(
         testapp,
@@ -137,7 +121,7 @@ def test_a_streamed_body_over_the_limit_is_refused_and_leaves_nothing(app_factor
         "image/png",
         status=413,
         method="PUT",
-        headers=bearer(token.json["access_token"]),
+        headers=uploader_auth,
     )
 
     assert response.json["error"] == "payload_too_large"
@@ -364,18 +348,10 @@ def test_policy_tells_the_limits(testapp, uploader_headers, upload):
 
 
 @pytest.fixture
-def quota_app(app_factory):
+def quota_app(uploader_on):
     """An app where each user may store 10,000 bytes, with one uploader logged in."""
-    from webtest import TestApp
-
-    app = app_factory(USER_QUOTA_BYTES="10000")
-    testapp = TestApp(app)
-    with app.app_context():
-        from app.services.users import UserService
-
-        app.injector.get(UserService).create_account("q@example.com", "password123", "Q", ["uploader"])
-    token = testapp.post_json("/api/v1/auth/token", {"email": "q@example.com", "password": "password123"})
-    return testapp, bearer(token.json["access_token"])
+    testapp, uploader_auth = uploader_on(USER_QUOTA_BYTES="10000")
+    return testapp, uploader_auth
 
 
 def test_quota_is_enforced_at_commit_with_the_quota_in_the_message(quota_app):
