@@ -1,6 +1,7 @@
 """Depot: a JSON REST API that keeps users' files and their metadata.
 
-`create_app` is the one app factory: config, extensions, blueprints, error handlers, CLI,
+`create_app` is the one app factory: config, observability (logs, request ids, metrics),
+extensions, HTTP policies (proxies, CORS, security headers), blueprints, error handlers, CLI,
 and the injector last, because Flask-Injector wraps the views that exist when it starts.
 """
 
@@ -23,8 +24,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.from_object(config)
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
 
-    register_logging(app)
+    register_observability(app)
     register_extensions(app)
+    register_http_policy(app)
     register_blueprints(app)
     register_error_handlers(app)
     register_commands(app)
@@ -33,11 +35,19 @@ def create_app(config: Config | None = None) -> Flask:
     return app
 
 
-def register_logging(app: Flask) -> None:
+def register_observability(app: Flask) -> None:
+    from app.metrics import register_metrics
     from app.observability import configure_logging, register_request_id
 
     configure_logging(app)
     register_request_id(app)
+    register_metrics(app)
+
+
+def register_http_policy(app: Flask) -> None:
+    from app.http_policy import register_http_policy as register
+
+    register(app)
 
 
 def register_extensions(app: Flask) -> None:

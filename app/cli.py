@@ -1,4 +1,5 @@
-"""Command-line tools: `flask users create-admin EMAIL` (plus Flask-Migrate's `flask db ...`)."""
+"""Command-line tools: `flask users create-admin EMAIL`, `flask storage init|check` (plus
+Flask-Migrate's `flask db ...`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from flask.cli import AppGroup
 from app.exceptions import DepotError
 from app.services.storage_audit import StorageAuditService
 from app.services.users import UserService
+from app.storage.base import StorageError
 
 users_cli = AppGroup("users", help="Manage user accounts.")
-storage_cli = AppGroup("storage", help="Check the file store against the database.")
+storage_cli = AppGroup("storage", help="Prepare the file store and check it against the database.")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -38,6 +40,16 @@ def create_admin(email: str, name: str, password_stdin: bool) -> None:
     except DepotError as error:
         raise click.ClickException(error.message) from None
     click.echo(f"Created admin {user.email} (id {user.id}).")
+
+
+@storage_cli.command("init")
+def storage_init() -> None:
+    """Create the S3 bucket if it does not exist (the local folder needs nothing); idempotent."""
+    try:
+        created = current_app.injector.get(StorageAuditService).prepare_store()
+    except StorageError as error:
+        raise click.ClickException(f"the file store could not be prepared: {error}") from None
+    click.echo("file store created" if created else "file store ready")
 
 
 @storage_cli.command("check")

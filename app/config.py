@@ -8,6 +8,7 @@ refuses to start without the secrets it needs and names the missing variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 (public on purpose; refused in production)
+# A browser origin: scheme, host and optional port, nothing after.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 DEFAULT_EXTENSIONS = "png,jpg,jpeg,gif,webp,pdf,txt,csv,json,md,zip,gz"
 
 
@@ -38,6 +41,15 @@ class _Env:
             return default
         return value.strip().lower() in {"1", "true", "yes", "on"}
 
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = (self.str(name, default) or default).strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def list(self, name: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in (self.str(name) or "").split(",") if item.strip())
+
     def int(self, name: str, default: int | None) -> int | None:
         value = self.str(name)
         if value is None:
@@ -52,6 +64,7 @@ class Config:
     """Settings shared by every environment; subclasses change what differs."""
 
     ENV_NAME = "base"
+    DEFAULT_LOG_FORMAT = "text"
     TESTING = False
     RATELIMIT_HEADERS_ENABLED = True
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
@@ -95,9 +108,44 @@ class Config:
         # Signed download links: default and longest lifetime, in seconds.
         self.LINK_TTL_SECONDS = env.int("LINK_TTL_SECONDS", 3600)
         self.LINK_MAX_TTL_SECONDS = env.int("LINK_MAX_TTL_SECONDS", 7 * 24 * 3600)
+        # The file store: "local" (UPLOAD_DIR) or "s3" (a bucket of an S3-compatible store).
+        self.STORAGE_BACKEND = env.choice("STORAGE_BACKEND", ("local", "s3"), "local")
+        self.S3_BUCKET = env.str("S3_BUCKET")
+        self.S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL")  # unset: AWS S3 itself
+        # Where browsers reach the store, for presigned URLs (default: S3_ENDPOINT_URL).
+        self.S3_PUBLIC_ENDPOINT_URL = env.str("S3_PUBLIC_ENDPOINT_URL")
+        self.S3_REGION = env.str("S3_REGION", "us-east-1")
+        # Unset: boto3's own chain (AWS_* variables, instance or task roles).
+        self.S3_ACCESS_KEY_ID = env.str("S3_ACCESS_KEY_ID")
+        self.S3_SECRET_ACCESS_KEY = env.str("S3_SECRET_ACCESS_KEY")
+        self.S3_PREFIX = env.str("S3_PREFIX", "")
+        # MinIO and most self-hosted stores need path-style URLs; AWS prefers virtual hosts.
+        self.S3_ADDRESSING_STYLE = env.choice(
+            "S3_ADDRESSING_STYLE", ("auto", "path", "virtual"), "path" if self.S3_ENDPOINT_URL else "auto"
+        )
+        self.S3_PART_SIZE_BYTES = env.int("S3_PART_SIZE_BYTES", 8 * 1024 * 1024)
+        # Downloads: "proxy" streams the bytes through Depot; "presigned" redirects the client
+        # to a short-lived URL of the object store (S3 only).
+        self.DOWNLOAD_REDIRECT = env.choice("DOWNLOAD_REDIRECT", ("proxy", "presigned"), "proxy")
+        self.PRESIGNED_URL_TTL_SECONDS = env.int("PRESIGNED_URL_TTL_SECONDS", 60)
+        # Browser origins allowed to call the API (CORS), e.g. https://app.example.com; "*" for any.
+        self.CORS_ORIGINS = env.list("CORS_ORIGINS")
+        # How many proxies in front of Depot set X-Forwarded-For/-Proto (1 behind the compose nginx).
+        self.PROXY_COUNT = env.int("PROXY_COUNT", 0)
+        # Log lines as JSON objects (production default) or as plain text.
+        self.LOG_FORMAT = env.choice("LOG_FORMAT", ("json", "text"), self.DEFAULT_LOG_FORMAT)
 
     def validate(self) -> None:
-        """Check the settings before the app starts; only production is strict."""
+        """Check settings that cannot work together; production adds its secrets (below)."""
+        if self.STORAGE_BACKEND == "s3" and not self.S3_BUCKET:
+            raise ConfigError("STORAGE_BACKEND=s3 needs S3_BUCKET")
+        if self.DOWNLOAD_REDIRECT == "presigned" and self.STORAGE_BACKEND != "s3":
+            raise ConfigError("DOWNLOAD_REDIRECT=presigned needs STORAGE_BACKEND=s3")
+        if self.S3_PART_SIZE_BYTES < 5 * 1024 * 1024:
+            raise ConfigError("S3_PART_SIZE_BYTES must be at least 5242880 (S3's smallest part)")
+        for origin in self.CORS_ORIGINS:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ConfigError(f"CORS_ORIGINS entries must look like https://host[:port], got {origin!r}")
 
 
 class DevelopmentConfig(Config):
@@ -136,9 +184,11 @@ class ProductionConfig(Config):
     """Production: every secret comes from the environment."""
 
     ENV_NAME = "production"
+    DEFAULT_LOG_FORMAT = "json"  # one JSON object per line, for log collectors
 
     def validate(self) -> None:
         """Refuse to start without a real secret key and database URL, naming what is missing."""
+        super().validate()
         missing = [
             name
             for name, value in (

@@ -16,8 +16,8 @@ from app.services.passwords import PasswordHasher
 from app.services.storage_audit import StorageAuditService
 from app.services.uploads import UploadService, upload_key_committed
 from app.services.users import UserService
+from app.storage import build_file_store
 from app.storage.base import FileStore
-from app.storage.local import LocalFileStore
 from app.storage.transactional import TransactionalFiles
 
 
@@ -33,7 +33,7 @@ class DepotModule(Module):
     @singleton
     @provider
     def file_store(self, config: Config) -> FileStore:
-        return LocalFileStore(config["UPLOAD_DIR"])
+        return build_file_store(config)
 
     @singleton
     @provider

@@ -1,7 +1,11 @@
 """Request ids and logging: every log line and every error body names the request it belongs to.
 
-A client may send `X-Request-ID` (kept when it is a short token of safe characters); otherwise
-one is generated. The id is echoed in the response so a user can quote it in a report.
+A client (or the proxy) may send `X-Request-ID` (kept when it is a short token of safe
+characters); otherwise one is generated. The id is echoed in the response so a user can quote
+it in a report. Log lines are JSON objects in production (LOG_FORMAT=json), one per line.
+
+Nothing secret reaches a log line: a last filter masks bearer tokens, API tokens and share
+link tokens in every message, whatever code wrote it.
 """
 
 from __future__ import annotations
@@ -11,16 +15,28 @@ import re
 import uuid
 
 from flask import Flask, Response, g, has_request_context, request
+from pythonjsonlogger.json import JsonFormatter
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Bearer credentials, personal API tokens and share-link tokens, wherever they appear.
+_SECRETS = re.compile(r"(?i)(bearer\s+)[^\s\"',]+|\bdpt_[A-Za-z0-9_-]+|(/links/)[^\s\"'?/]+")
 
 
-class RequestIdFilter(logging.Filter):
-    """Adds `request_id` to every record so the format string can always use it."""
+def redact(text: str) -> str:
+    """`text` with every token-looking secret replaced by [redacted]."""
+    return _SECRETS.sub(lambda m: (m.group(1) or m.group(2) or "") + "[redacted]", text)
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds `request_id` to every record and masks secrets in its message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
         return True
 
 
@@ -35,11 +51,21 @@ def _echo_request_id(response: Response) -> Response:
     return response
 
 
+def make_formatter(log_format: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonFormatter(
+            "{asctime}{levelname}{name}{message}{request_id}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+    return logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+
+
 def configure_logging(app: Flask) -> None:
-    """Log to stderr with the request id on each line, at the configured level."""
+    """Log to stderr with the request id on each line, at the configured level and format."""
     handler = logging.StreamHandler()
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+    handler.addFilter(RequestContextFilter())
+    handler.setFormatter(make_formatter(app.config["LOG_FORMAT"]))
     root = logging.getLogger("app")
     root.handlers[:] = [handler]
     root.setLevel(app.config["LOG_LEVEL"])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
+from moto import mock_aws
 from webtest import TestApp
 
 from app import create_app
@@ -17,7 +18,8 @@ from app.config import TestingConfig
 from app.extensions import db
 from app.models import User
 from app.services.users import UserService
-from tests.helpers import PASSWORD, bearer, png_bytes
+from app.storage.s3 import make_client
+from tests.helpers import PASSWORD, S3_BUCKET, bearer, png_bytes
 
 _emails = itertools.count(1)
 
@@ -39,6 +41,17 @@ def app_factory(tmp_path) -> Callable[..., Flask]:
     for app in apps:
         with app.app_context():
             db.engine.dispose()
+
+
+@pytest.fixture
+def s3_client():
+    """A boto3 S3 client on moto's in-process S3 (no network) holding the bucket S3_BUCKET.
+
+    Apps built while it is active with S3_SETTINGS store their files there."""
+    with mock_aws():
+        client = make_client(region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+        client.create_bucket(Bucket=S3_BUCKET)
+        yield client
 
 
 @pytest.fixture

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 PASSWORD = "correct horse battery"
+# The bucket the `s3_client` fixture creates in moto's in-process S3.
+S3_BUCKET = "depot-test"
+# Settings that put an app's files in that bucket.
+S3_SETTINGS = {
+    "STORAGE_BACKEND": "s3",
+    "S3_BUCKET": S3_BUCKET,
+    "S3_ACCESS_KEY_ID": "test",
+    "S3_SECRET_ACCESS_KEY": "test",
+}
 
 
 def bearer(token: str) -> dict[str, str]:

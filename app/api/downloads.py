@@ -1,29 +1,28 @@
 """Turning a Download into a safe HTTP response: streamed, conditional, ranged, inert.
 
-Werkzeug's send_file gives streaming (sendfile through wsgi.file_wrapper for local files),
-ETag/If-None-Match (304) and Range (206/416). On top of that every download is an attachment
-that a browser will neither sniff nor run: nosniff, a sandboxing CSP, and a
-Content-Disposition whose filename is escaped per RFC 6266/5987.
+A whole local file goes through Werkzeug's send_file, so gunicorn can hand it to the kernel
+with sendfile. A Range request, or a file in an object store, is streamed from a seekable
+reader opened at the range's first byte, so only the bytes sent are read. Either way the
+response answers If-None-Match (304) and Range (206/416). When the store can presign and
+DOWNLOAD_REDIRECT=presigned, the answer is a redirect to a short-lived URL of the object.
+
+Every download is an attachment that a browser will neither sniff nor run: nosniff, a
+sandboxing CSP, and a Content-Disposition whose filename is escaped per RFC 6266/5987.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from urllib.parse import quote
-
-from flask import Response, request, send_file
+from flask import Response, jsonify, request, send_file
 from werkzeug.http import parse_range_header
+from werkzeug.wsgi import FileWrapper
 
+from app.attachments import content_disposition
 from app.exceptions import Unavailable
 from app.services.uploads import Download
 from app.storage.base import StorageError
 
-
-def content_disposition(filename: str) -> str:
-    """`attachment` with an ASCII fallback name and the exact UTF-8 name as filename*."""
-    fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
-    fallback = "".join(c if c.isprintable() and c not in '"\\;' else "_" for c in fallback) or "download"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+# Read size when streaming from a reader (not sendfile): large reads keep Python's share small.
+STREAM_CHUNK_BYTES = 1024 * 1024
 
 
 def _normalize_range(environ: dict, size: int) -> None:
@@ -45,20 +44,64 @@ def _normalize_range(environ: dict, size: int) -> None:
         environ["HTTP_RANGE"] = "bytes=0-" if size else header
 
 
+def _range_start(environ: dict, size: int) -> int:
+    """The first byte a (normalized) Range header asks for, or 0."""
+    parsed = parse_range_header(environ.get("HTTP_RANGE"))
+    window = parsed.range_for_length(size) if parsed is not None else None
+    return window[0] if window else 0
+
+
+def _send_local(download: Download) -> Response:
+    upload = download.upload
+    return send_file(
+        download.local_path,
+        mimetype=upload.content_type,
+        as_attachment=True,
+        download_name=upload.filename,
+        conditional=True,
+        etag=upload.sha256,
+        last_modified=upload.created_at,
+    )
+
+
+def _stream(download: Download) -> Response:
+    upload = download.upload
+    stream = download.open(_range_start(request.environ, upload.size))
+    try:
+        response = Response(
+            FileWrapper(stream, STREAM_CHUNK_BYTES), mimetype=upload.content_type, direct_passthrough=True
+        )
+        response.content_length = upload.size
+        response.last_modified = upload.created_at
+        response.set_etag(upload.sha256)
+        response = response.make_conditional(request.environ, accept_ranges=True, complete_length=upload.size)
+        if response.status_code == 200 and stream.tell() != 0:
+            stream.seek(0)  # the Range was not honoured (If-Range did not match): send it all
+    except BaseException:
+        stream.close()
+        raise
+    return response
+
+
+def _redirect(download: Download) -> Response:
+    response = jsonify({"url": download.redirect_url})
+    response.status_code = 302
+    response.headers["Location"] = download.redirect_url
+    # The URL expires soon and may be for a file that is about to change visibility.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def file_response(download: Download) -> Response:
     upload = download.upload
+    if download.redirect_url is not None:
+        return _redirect(download)
     _normalize_range(request.environ, upload.size)
     try:
-        source = download.local_path if download.local_path is not None else download.open()
-        response = send_file(
-            source,
-            mimetype=upload.content_type,
-            as_attachment=True,
-            download_name=upload.filename,
-            conditional=True,
-            etag=upload.sha256,
-            last_modified=upload.created_at,
-        )
+        if download.local_path is not None and "HTTP_RANGE" not in request.environ:
+            response = _send_local(download)
+        else:
+            response = _stream(download)
     except (StorageError, FileNotFoundError) as error:
         raise Unavailable("The file could not be read from the store.") from error
     response.headers["Content-Disposition"] = content_disposition(upload.filename)

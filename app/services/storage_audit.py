@@ -1,4 +1,5 @@
-"""StorageAuditService: checks the upload invariant across the database and the file store.
+"""StorageAuditService: prepares the file store, and checks the upload invariant across the
+database and the file store.
 
 It reports rows whose file is missing or corrupt (wrong size or SHA-256), files without a
 row (leftovers of a crash between the file promotion and the database commit), and staged
@@ -53,6 +54,10 @@ class StorageAuditService:
         self.tm = tm
         self.session = session
         self.store = store
+
+    def prepare_store(self) -> bool:
+        """Create what the store needs (the S3 bucket); True if something was created."""
+        return self.store.prepare()
 
     def check(self, repair: bool = False, verify_hashes: bool = True, grace_seconds: int = 3600) -> StorageReport:
         report = StorageReport()

@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import scoped_session
 from transaction import ThreadTransactionManager
 
+from app import metrics
 from app.exceptions import AuthenticationFailed, Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from app.extensions import db
 from app.models import Role, Upload, UploadTag, User
@@ -67,8 +68,9 @@ class Download:
     """An upload ready to be sent: its metadata and how to read its bytes."""
 
     upload: Upload
-    open: Callable[[], BinaryIO]
+    open: Callable[[int], BinaryIO]  # the file, positioned at the given byte
     local_path: Path | None
+    redirect_url: str | None = None  # where the client should fetch it instead (presigned)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class UploadService:
         self.link_ttl = int(config["LINK_TTL_SECONDS"])
         self.link_max_ttl = int(config["LINK_MAX_TTL_SECONDS"])
         self.links = LinkSigner(config["SECRET_KEY"])
+        self.presign_ttl = int(config["PRESIGNED_URL_TTL_SECONDS"]) if config["DOWNLOAD_REDIRECT"] == "presigned" else 0
 
     # --- limits -----------------------------------------------------------------------------
 
@@ -175,6 +178,7 @@ class UploadService:
             self.session.add(upload)
             self.session.flush()
             files.promote_on_commit(staged, upload.storage_key)
+        metrics.upload_committed(upload.size)
         return upload
 
     # --- read -------------------------------------------------------------------------------
@@ -306,7 +310,18 @@ class UploadService:
 
     def _download(self, upload: Upload) -> Download:
         key = upload.storage_key
-        return Download(upload=upload, open=lambda: self.store.open(key), local_path=self.store.local_path(key))
+        redirect_url = None
+        if self.presign_ttl:
+            try:
+                redirect_url = self.store.presigned_url(key, upload.filename, upload.content_type, self.presign_ttl)
+            except StorageError as error:
+                raise Unavailable("The file store failed; try again shortly.") from error
+        return Download(
+            upload=upload,
+            open=lambda offset: self.store.open(key, offset),
+            local_path=self.store.local_path(key),
+            redirect_url=redirect_url,
+        )
 
     def _used_bytes(self, user_id: str) -> int:
         return self.session.scalar(select(func.coalesce(func.sum(Upload.size), 0)).where(Upload.owner_id == user_id))

@@ -72,8 +72,15 @@ class FileStore(abc.ABC):
         """Remove a final object (no error if it is already gone)."""
 
     @abc.abstractmethod
-    def open(self, key: str) -> BinaryIO:
-        """Open a final object for reading (a seekable binary file)."""
+    def open(self, key: str, offset: int = 0) -> BinaryIO:
+        """Open a final object for reading (a seekable binary file), positioned at `offset`.
+
+        Raises StorageError at once when the object cannot be read, before any byte is sent.
+        """
+
+    def presigned_url(self, key: str, filename: str, content_type: str, expires_in: int) -> str | None:
+        """A short-lived URL where a client can fetch the object itself, if the store has them."""
+        return None
 
     def local_path(self, key: str) -> Path | None:
         """The object's path on this machine, when there is one (lets the server use sendfile)."""
@@ -94,6 +101,10 @@ class FileStore(abc.ABC):
     @abc.abstractmethod
     def discard_staged(self, staging_id: str) -> None:
         """Remove a staged object by id (used by the repair of crash leftovers)."""
+
+    def prepare(self) -> bool:
+        """Create what the store needs before first use (a bucket); True if anything was made."""
+        return False
 
     @abc.abstractmethod
     def check(self) -> None:

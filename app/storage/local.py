@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -62,8 +63,12 @@ class LocalFileStore(FileStore):
         digest = hashlib.sha256()
         size = 0
         head = b""
+        with _storage_io("staging"):
+            out = open(path, "xb", buffering=0)  # noqa: SIM115 (closed by the with below)
         try:
-            with open(path, "xb", buffering=0) as out:
+            with out:
+                # Errors raised by `chunks` (the client's body) pass through unchanged: only
+                # this store's own reads and writes are storage failures.
                 for chunk in chunks:
                     if not chunk:
                         continue
@@ -73,12 +78,12 @@ class LocalFileStore(FileStore):
                     digest.update(chunk)
                     if len(head) < HEAD_BYTES:
                         head += bytes(chunk[: HEAD_BYTES - len(head)])
-                    _write_all(out, chunk)
-                os.fsync(out.fileno())
-        except BaseException as error:
+                    with _storage_io("staging"):
+                        _write_all(out, chunk)
+                with _storage_io("staging"):
+                    os.fsync(out.fileno())
+        except BaseException:
             _remove_quietly(path)
-            if isinstance(error, OSError):
-                raise StorageError(f"staging failed: {_describe(error)}") from error
             raise
         return StagedFile(staging_id=staging_id, size=size, sha256=digest.hexdigest(), head=head)
 
@@ -107,9 +112,11 @@ class LocalFileStore(FileStore):
 
     # --- reading ----------------------------------------------------------------------------
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, offset: int = 0) -> BinaryIO:
         try:
-            return open(self._object_path(key), "rb")  # noqa: SIM115 (the caller closes it)
+            handle = open(self._object_path(key), "rb")  # noqa: SIM115 (the caller closes it)
+            handle.seek(offset)
+            return handle
         except OSError as error:
             raise StorageError(f"open failed: {_describe(error)}") from error
 
@@ -149,6 +156,16 @@ def _listing(folder: Path) -> Iterator[StoredObject]:
         except FileNotFoundError:
             continue  # promoted or deleted since the listing
         yield StoredObject(key=path.name, size=st.st_size, modified_at=_mtime(st))
+
+
+@contextmanager
+def _storage_io(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as error:
+        raise StorageError(f"{operation} failed: {_describe(error)}") from error
 
 
 def _write_all(out, chunk) -> None:

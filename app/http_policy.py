@@ -1,0 +1,81 @@
+"""HTTP policies applied to every response: trusted proxies, CORS and security headers.
+
+- Behind PROXY_COUNT proxies (the compose nginx is one), X-Forwarded-For and -Proto are
+  trusted for that many hops, so rate limits key on the real client and HTTPS is seen as such.
+- CORS is answered only for origins listed in CORS_ORIGINS. Depot's credentials are bearer
+  tokens, never cookies, so credentialed CORS is never enabled, and "*" stays safe.
+- Every response carries headers that stop sniffing, framing and referrer leaks; API answers
+  are never cached, and only the Swagger UI page may run its own scripts.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# Request headers a browser client may send beyond the CORS-safelisted ones.
+CORS_ALLOW_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Content-Digest",
+    "If-None-Match",
+    "If-Range",
+    "Range",
+    "X-Request-ID",
+]
+# Response headers a browser client may read beyond the CORS-safelisted ones.
+CORS_EXPOSE_HEADERS = [
+    "Location",
+    "ETag",
+    "Content-Disposition",
+    "Content-Range",
+    "Accept-Ranges",
+    "X-Request-ID",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
+CORS_MAX_AGE_SECONDS = 600
+
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+# The Swagger UI page starts itself with an inline script and styles.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'"
+)
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    docs_page = request.blueprint == "flask-apispec"
+    headers.setdefault("Content-Security-Policy", DOCS_CSP if docs_page else API_CSP)
+    if not docs_page:
+        headers.setdefault("Cache-Control", "no-store")
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
+def register_http_policy(app: Flask) -> None:
+    hops = int(app.config["PROXY_COUNT"])
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+    origins = list(app.config["CORS_ORIGINS"])
+    if origins:
+        CORS(
+            app,
+            resources={r"/api/*": {"origins": "*" if "*" in origins else origins}},
+            allow_headers=CORS_ALLOW_HEADERS,
+            expose_headers=CORS_EXPOSE_HEADERS,
+            supports_credentials=False,
+            max_age=CORS_MAX_AGE_SECONDS,
+            vary_header=True,
+        )
+    app.after_request(_security_headers)

@@ -1,0 +1,71 @@
+"""Prometheus metrics: what /metrics reports, and the hooks that count requests.
+
+Under gunicorn every worker is its own process, so counts are kept with prometheus_client's
+multi-process mode when PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py sets it), and
+/metrics adds up the files of every worker of this replica. Outside gunicorn (tests, the
+development server) the process's own registry is used.
+
+Route labels are URL rules (`/api/v1/uploads/<uuid:upload_id>`), never raw paths, so ids and
+share-link tokens do not end up in metric names or multiply the series.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter("depot_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+LATENCY = Histogram(
+    "depot_http_request_duration_seconds",
+    "Time to produce the response (streamed bodies excluded).",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+UPLOADS = Counter("depot_uploads_total", "Uploads committed.")
+UPLOAD_BYTES = Counter("depot_upload_bytes_total", "Bytes of committed uploads.")
+STORAGE_ERRORS = Counter("depot_storage_errors_total", "File store operations that failed.", ["operation"])
+
+
+def upload_committed(size: int) -> None:
+    UPLOADS.inc()
+    UPLOAD_BYTES.inc(size)
+
+
+def _start_timer() -> None:
+    g.metrics_started = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    started = g.pop("metrics_started", None)
+    if started is not None:
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        labels = (request.method, route, str(response.status_code))
+        REQUESTS.labels(*labels).inc()
+        LATENCY.labels(*labels).observe(time.perf_counter() - started)
+    return response
+
+
+def _exposition() -> Response:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def register_metrics(app: Flask) -> None:
+    app.before_request(_start_timer)
+    app.after_request(_observe)
+    app.add_url_rule("/metrics", "metrics", _exposition, methods=["GET"])
