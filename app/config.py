@@ -90,7 +90,13 @@ class Config:
         # JSON bodies are small; a larger body is refused with 413 before it is read.
         self.MAX_CONTENT_LENGTH = env.int("MAX_JSON_BYTES", 1024 * 1024)
         self.RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", True)
+        # memory:// counts per process; redis://host:6379/0 shares counts across replicas.
         self.RATELIMIT_STORAGE_URI = env.str("RATELIMIT_STORAGE_URI", "memory://")
+        self.RATELIMIT_KEY_PREFIX = env.str("RATELIMIT_KEY_PREFIX", "depot")
+        # A Redis outage must not lock everyone out: fall back to per-process counting.
+        self.RATELIMIT_SWALLOW_ERRORS = True
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+        self.RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 1, "socket_timeout": 1}
         # Limit on the credential endpoints (login, registration), per client address.
         self.AUTH_RATE_LIMIT = env.str("AUTH_RATE_LIMIT", "10 per minute")
         self.LOG_LEVEL = env.str("LOG_LEVEL", "INFO")

@@ -63,19 +63,30 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def _vary_on_origin(response: Response) -> Response:
+    # The CORS headers depend on Origin even with one allowed origin (present or absent),
+    # so a shared cache must not hand one origin's answer to another.
+    if request.path.startswith("/api/"):
+        response.vary.add("Origin")
+    return response
+
+
 def register_http_policy(app: Flask) -> None:
     hops = int(app.config["PROXY_COUNT"])
     if hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     origins = list(app.config["CORS_ORIGINS"])
     if origins:
+        any_origin = "*" in origins
         CORS(
             app,
-            resources={r"/api/*": {"origins": "*" if "*" in origins else origins}},
+            resources={r"/api/*": {"origins": "*" if any_origin else origins}},
+            send_wildcard=any_origin,
             allow_headers=CORS_ALLOW_HEADERS,
             expose_headers=CORS_EXPOSE_HEADERS,
             supports_credentials=False,
             max_age=CORS_MAX_AGE_SECONDS,
             vary_header=True,
         )
+        app.after_request(_vary_on_origin)
     app.after_request(_security_headers)

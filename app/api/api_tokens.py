@@ -7,7 +7,7 @@ from uuid import UUID
 from flask_apispec import doc, marshal_with, use_kwargs
 from injector import inject
 
-from app.api.resources import AuthenticatedResource, no_content
+from app.api.resources import AuthenticatedResource, credential_rate_limit, no_content
 from app.api.security import current_principal
 from app.schemas.api_tokens import ApiTokenCreateSchema, ApiTokenSchema, CreatedApiTokenSchema
 from app.services.api_tokens import ApiTokenService
@@ -26,6 +26,7 @@ class ApiTokenList(_TokenResource):
         """List your API tokens (secrets are never shown again)."""
         return self.tokens.list_own(current_principal())
 
+    @credential_rate_limit
     @use_kwargs(ApiTokenCreateSchema(), location="json")
     @marshal_with(CreatedApiTokenSchema(), code=201)
     def post(self, **fields):
