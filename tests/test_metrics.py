@@ -32,13 +32,17 @@ def test_requests_are_counted_by_route_template_and_status(uploader_on):
     client, headers = uploader_on()
     detail = {"method": "GET", "route": "/api/v1/uploads/<uuid:upload_id>", "status": "404"}
     unknown = {"method": "GET", "route": "unmatched", "status": "404"}
-    before = sample(client, "depot_http_requests_total", **detail), sample(client, "depot_http_requests_total", **unknown)
+
+    def counts():
+        return [sample(client, "depot_http_requests_total", **labels) for labels in (detail, unknown)]
+
+    before = counts()
 
     client.get("/api/v1/uploads/00000000-0000-0000-0000-000000000001", headers=headers, status=404)
     client.get("/api/v1/uploads/00000000-0000-0000-0000-000000000002", headers=headers, status=404)
     client.get("/no/such/path/abc", status=404)
 
-    after = sample(client, "depot_http_requests_total", **detail), sample(client, "depot_http_requests_total", **unknown)
+    after = counts()
     assert (after[0] - before[0], after[1] - before[1]) == (2, 1)
     latency = sample(client, "depot_http_request_duration_seconds_count", **detail)
     assert latency >= 2

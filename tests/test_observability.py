@@ -48,7 +48,10 @@ def test_secrets_in_any_log_message_are_masked(app_factory, capsys):
 
     with app.test_request_context("/"):
         logging.getLogger("app.example").warning(
-            "saw %s and %s at %s", "Authorization: Bearer abc.DEF-123", "dpt_Zm9vYmFy", "/api/v1/links/eyJ0b2tlbiI6MX0.sig"
+            "saw %s and %s at %s",
+            "Authorization: Bearer abc.DEF-123",
+            "dpt_Zm9vYmFy",
+            "/api/v1/links/eyJ0b2tlbiI6MX0.sig",
         )
 
     (record,) = json_lines(capsys.readouterr().err)

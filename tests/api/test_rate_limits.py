@@ -13,7 +13,6 @@ import pytest
 import redis
 from webtest import TestApp
 
-
 REDIS_URL = os.environ.get("DEPOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TOKEN = "/api/v1/auth/token"
 WRONG = {"email": "nobody@example.com", "password": "wrong password"}
