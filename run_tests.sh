@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Depot's test command: sets up the virtualenv, lints, then runs the unit/functional suite
-# (tests/, SQLite in temp folders) and the integration suite (integration-tests/, gunicorn
-# over real HTTP against PostgreSQL). Extra arguments go to pytest.
+# (tests/, SQLite in temp folders) and the integration suite (integration-tests/: gunicorn
+# over real HTTP against PostgreSQL, and the scale-out topology of nginx, two replicas,
+# Redis and an S3 server). Extra arguments go to pytest.
+#
+# Needs PostgreSQL and Redis running (see README). nginx comes from Debian's packages and is
+# installed here when missing and the script runs as root; otherwise the tests that need it
+# fail and say what to install.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,6 +17,27 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating virtualenv in $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
+# install_debian_package COMMAND PACKAGE: make COMMAND available from Debian's PACKAGE.
+install_debian_package() {
+    if command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; then
+        return
+    fi
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "==> $1 is missing: install Debian's $2 (apt-get install $2); the tests needing it will fail"
+        return
+    fi
+    echo "==> installing $2 from Debian's packages"
+    # The package must not start a system-wide service: the tests start their own.
+    local policy=/usr/sbin/policy-rc.d added=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+    if [ -n "$added" ]; then rm -f "$policy"; fi
+}
+install_debian_package nginx nginx-light
+
 echo "==> installing pinned requirements"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/development.txt
 

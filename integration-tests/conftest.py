@@ -1,5 +1,6 @@
 """Integration harness: Depot under a real gunicorn on a free loopback port, against a real
-PostgreSQL database created for this run (and dropped after it), driven over HTTP.
+PostgreSQL database created for this run (and dropped after it), driven over HTTP. The
+`topology` fixture adds the scale-out deployment of docker-compose.yml, from local processes.
 
 PostgreSQL is found at DEPOT_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test);
 if it does not answer, the run fails and says how to provide it, rather than skipping.
@@ -9,29 +10,22 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
+from dataclasses import dataclass
 
 import psycopg
 import pytest
+import redis
 import requests
+from processes import BIN, ROOT, FaultRelay, Gunicorn, MotoServer, Nginx, find_nginx
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from app.storage.s3 import make_client
+
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "integration admin password"
 ADMIN_URL = os.environ.get("DEPOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _admin_connection() -> psycopg.Connection:
@@ -88,67 +82,34 @@ def server_env(database_url, tmp_path_factory):
     }
 
 
+def run_flask(env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run a `flask` command of Depot with `env`, as an operator would."""
+    return subprocess.run(
+        [str(BIN / "flask"), *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=300
+    )
+
+
 @pytest.fixture(scope="session")
 def flask_cli(server_env):
     """Runs a `flask` command against the server's database and files: flask_cli("storage", "check")."""
 
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(BIN / "flask"), *args],
-            cwd=ROOT,
-            env=server_env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
-    return run
+    return lambda *args, stdin=None: run_flask(server_env, *args, stdin=stdin)
 
 
 @pytest.fixture(scope="session")
 def server(server_env, flask_cli, tmp_path_factory):
-    """Base URL of Depot under gunicorn (2 workers), migrated and with an admin."""
+    """Base URL of Depot under gunicorn (2 workers, gunicorn.conf.py), migrated and with an admin."""
     for args, stdin in (
         (("db", "upgrade"), None),
         (("users", "create-admin", ADMIN_EMAIL, "--password-stdin"), ADMIN_PASSWORD),
     ):
         done = flask_cli(*args, stdin=stdin)
         assert done.returncode == 0, done.stdout + done.stderr
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}", "autoapp:app"],
-            cwd=ROOT,
-            env=server_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
+    replica = Gunicorn("server", server_env, tmp_path_factory.mktemp("gunicorn"))
     try:
-        _wait_until_healthy(base_url, process, log_path)
-        yield base_url
+        yield replica.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _wait_until_healthy(base_url: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()}", pytrace=False)
-        try:
-            if requests.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass  # not listening yet, or too busy starting to answer
-        time.sleep(0.2)
-    pytest.fail(f"gunicorn did not become healthy:\n{log_path.read_text()}", pytrace=False)
+        replica.stop()
 
 
 class Api:
@@ -156,12 +117,17 @@ class Api:
 
     def __init__(self, base_url: str, token: str | None = None) -> None:
         self.base_url = base_url
+        self.token = token
         self.http = requests.Session()
         if token:
             self.http.headers["Authorization"] = f"Bearer {token}"
 
     def __getattr__(self, method):
         return lambda path, **kwargs: self.http.request(method.upper(), self.base_url + path, timeout=30, **kwargs)
+
+    def at(self, base_url: str) -> Api:
+        """The same credentials, sent to another server (say, one replica directly)."""
+        return Api(base_url, self.token)
 
     def login(self, email: str, password: str) -> Api:
         response = self.post("/api/v1/auth/token", json={"email": email, "password": password})
@@ -179,3 +145,122 @@ def api(server) -> Api:
 def admin_api(api) -> Api:
     """A client logged in as the admin created with the CLI."""
     return api.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+# --- the scale-out topology: nginx -> 2 replicas -> PostgreSQL, Redis, S3 ----------------
+
+REDIS_URL = os.environ.get("DEPOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+TOPOLOGY_BUCKET = "depot-it"
+# Small enough to test the proxy's limit cheaply, large enough for multipart S3 uploads.
+TOPOLOGY_MAX_UPLOAD = 64 * 1024 * 1024
+TOPOLOGY_RATE_LIMIT = 20
+
+
+def _redis_or_fail() -> redis.Redis:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_URL} ({error.__class__.__name__}). The scale-out tests share rate "
+            "limits through it: on Debian, `apt-get install redis-server` and start it with "
+            "`redis-server --daemonize yes`, or set DEPOT_TEST_REDIS.",
+            pytrace=False,
+        )
+    return client
+
+
+@dataclass
+class Topology:
+    """Everything the scale-out tests reach: the proxy, each replica, S3 and the fault relay."""
+
+    proxy: Nginx
+    replicas: list[Gunicorn]
+    relay: FaultRelay
+    s3: object  # a boto3 client on the S3 server itself (not through the relay)
+    env: dict
+
+    def flask(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return run_flask(self.env, *args, stdin=stdin)
+
+    def bucket_keys(self) -> list[str]:
+        listing = self.s3.list_objects_v2(Bucket=TOPOLOGY_BUCKET)
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+    def unfinished_multipart_uploads(self) -> list[str]:
+        return [u["Key"] for u in self.s3.list_multipart_uploads(Bucket=TOPOLOGY_BUCKET).get("Uploads", [])]
+
+    def replica_serving(self, request_id: str) -> Gunicorn:
+        """The replica nginx sent the request with this id to (from its JSON access log)."""
+        record = next(r for r in self.proxy.access_records() if r["request_id"] == request_id)
+        return next(r for r in self.replicas if record["upstream"].endswith(f":{r.port}"))
+
+
+@pytest.fixture(scope="session")
+def topology(tmp_path_factory):
+    """The docker-compose topology from local processes: nginx (the compose template) in front
+    of two gunicorn replicas on one PostgreSQL database, Redis rate limits and an S3 server
+    (moto) reached through a relay that can fail. Migrated, bucket created, with an admin."""
+    find_nginx()  # fail early, with the install hint, if nginx is missing
+    redis_client = _redis_or_fail()
+    logs = tmp_path_factory.mktemp("topology")
+    started: list = []
+    databases = _temporary_database()
+    database_url = next(databases)
+    prefix = f"depot-it-{uuid.uuid4().hex[:12]}"
+    try:
+        moto = MotoServer(logs)
+        started.append(moto)
+        relay = FaultRelay(moto.port)
+        started.append(relay)
+        env = {
+            **os.environ,
+            "DEPOT_ENV": "production",
+            "FLASK_APP": "autoapp.py",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "DATABASE_URL": database_url,
+            "DATA_DIR": str(logs / "data"),
+            "STORAGE_BACKEND": "s3",
+            "S3_ENDPOINT_URL": relay.url,
+            "S3_BUCKET": TOPOLOGY_BUCKET,
+            "S3_ACCESS_KEY_ID": "depot-it",
+            "S3_SECRET_ACCESS_KEY": secrets.token_urlsafe(24),
+            "S3_PART_SIZE_BYTES": str(5 * 1024 * 1024),
+            "MAX_UPLOAD_BYTES": str(TOPOLOGY_MAX_UPLOAD),
+            "RATELIMIT_STORAGE_URI": REDIS_URL,
+            "RATELIMIT_KEY_PREFIX": prefix,
+            "AUTH_RATE_LIMIT": f"{TOPOLOGY_RATE_LIMIT} per minute",
+            "PROXY_COUNT": "1",
+            "CORS_ORIGINS": "https://spa.example.com",
+            "LOG_FORMAT": "json",
+        }
+        topology = Topology(proxy=None, replicas=[], relay=relay, s3=None, env=env)  # type: ignore[arg-type]
+        for args, stdin in (
+            (("db", "upgrade"), None),
+            (("storage", "init"), None),
+            (("users", "create-admin", ADMIN_EMAIL, "--password-stdin"), ADMIN_PASSWORD),
+        ):
+            done = topology.flask(*args, stdin=stdin)
+            assert done.returncode == 0, done.stdout + done.stderr
+        for name in ("replica-a", "replica-b"):
+            replica = Gunicorn(name, env, logs)
+            started.append(replica)
+            topology.replicas.append(replica)
+        topology.proxy = Nginx([f"127.0.0.1:{r.port}" for r in topology.replicas], TOPOLOGY_MAX_UPLOAD, logs)
+        started.append(topology.proxy)
+        topology.s3 = make_client(
+            endpoint_url=moto.url,
+            region_name="us-east-1",
+            aws_access_key_id="depot-it",
+            aws_secret_access_key="unused",
+            addressing_style="path",
+        )
+        yield topology
+    finally:
+        for process in reversed(started):
+            (process.close if isinstance(process, FaultRelay) else process.stop)()
+        keys = list(redis_client.scan_iter(f"*{prefix}*"))
+        if keys:
+            redis_client.delete(*keys)
+        redis_client.close()
+        next(databases, None)  # drops the database

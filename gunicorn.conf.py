@@ -1,0 +1,107 @@
+"""Gunicorn settings for Depot: the container's server, and the integration tests' replicas.
+
+Every value can be changed from the environment, so one image serves any host size:
+GUNICORN_BIND (or PORT), GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_TIMEOUT,
+GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE and FORWARDED_ALLOW_IPS.
+
+Logs: the access log and gunicorn's own log are JSON lines on stdout/stderr, like the app's,
+with the request id and without secrets (share-link tokens are masked in paths; headers such
+as Authorization are never logged). Metrics: each worker writes its counters to
+PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder unless set), so /metrics adds them up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from datetime import UTC, datetime
+
+from gunicorn.glogging import Logger
+from pythonjsonlogger.json import JsonFormatter
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_int('PORT', 8000)}"
+worker_class = "gthread"
+workers = _int("GUNICORN_WORKERS", 2)
+threads = _int("GUNICORN_THREADS", 4)
+# With gthread the worker heartbeat runs beside request threads, so a long upload does not
+# count against this; it only reaps workers that are truly stuck.
+timeout = _int("GUNICORN_TIMEOUT", 60)
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+# Longer than the proxy's idle upstream keep-alive (nginx: 4 s), so the proxy always closes
+# first and never sends a request on a connection gunicorn is closing.
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# Addresses whose X-Forwarded-Proto is believed (the proxy); Depot's PROXY_COUNT does the rest.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = "-"
+errorlog = "-"
+# Depot needs no runtime control socket, and replicas on one host would share its path.
+control_socket_disable = True
+
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="depot-metrics-")
+
+
+def on_starting(server) -> None:
+    # Counters of an earlier run in the same folder would be added to this run's.
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class JsonLogger(Logger):
+    """Gunicorn's logger with one JSON object per line for both the error and access logs."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        formatter = JsonFormatter(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+        for handler in self.error_log.handlers:
+            handler.setFormatter(formatter)
+        for handler in self.access_log.handlers:
+            handler.setFormatter(logging.Formatter("%(message)s"))  # access lines are JSON already
+
+    def access(self, resp, req, environ, request_time) -> None:
+        if not self.access_log_enabled:
+            return
+        from app.observability import redact  # the same masking as the app's own log lines
+
+        headers = {name.lower(): value for name, value in resp.headers}
+        record = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": "INFO",
+            "logger": "gunicorn.access",
+            "message": "request",
+            "request_id": headers.get("x-request-id", "-"),
+            "method": environ.get("REQUEST_METHOD"),
+            "path": redact(environ.get("PATH_INFO", "")),
+            "status": resp.status_code,
+            "bytes_sent": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 3),
+            "remote_addr": environ.get("REMOTE_ADDR"),
+            "forwarded_for": environ.get("HTTP_X_FORWARDED_FOR"),
+            "user_agent": environ.get("HTTP_USER_AGENT"),
+        }
+        try:
+            self.access_log.info(json.dumps(record))
+        except Exception:  # noqa: BLE001 (logging must never break a response)
+            self.exception("could not write the access log")
+
+
+logger_class = JsonLogger

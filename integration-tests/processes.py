@@ -1,0 +1,255 @@
+"""The processes of the integration topology, each on a free loopback port and stopped at the end:
+
+- `Gunicorn`: a Depot replica, run with the production gunicorn.conf.py;
+- `MotoServer`: an S3-compatible server (moto in server mode) standing in for MinIO;
+- `Nginx`: Debian's nginx running the very template docker compose gives the proxy;
+- `FaultRelay`: a TCP relay between the replicas and S3 that can drop every connection
+  on demand, which is how a network or object-store outage is caused for real.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "depot.conf.template"
+# nginx's body limit is Depot's MAX_UPLOAD_BYTES plus this much for the multipart envelope
+# (docker-compose.yml adds the same).
+NGINX_BODY_SLACK = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, log_path: Path, what: str, timeout: float = 60) -> None:
+    """Poll `url` until it answers 2xx-4xx; fail with the process's log if it exits or hangs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with {process.returncode}:\n{log_path.read_text()[-5000:]}", pytrace=False)
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass  # not listening yet
+        time.sleep(0.2)
+    pytest.fail(f"{what} did not start:\n{log_path.read_text()[-5000:]}", pytrace=False)
+
+
+class Process:
+    """A child process with its output in a log file; stopped with SIGTERM, then SIGKILL."""
+
+    def __init__(self, name: str, args: list[str], env: dict, log_path: Path, cwd: Path = ROOT) -> None:
+        self.name, self.log_path = name, log_path
+        with open(log_path, "w") as log:
+            self.process = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Gunicorn(Process):
+    """Depot under gunicorn with the repository's gunicorn.conf.py (the container's settings)."""
+
+    def __init__(self, name: str, env: dict, log_dir: Path, workers: int = 2) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        metrics_dir = log_dir / f"{name}-metrics"
+        metrics_dir.mkdir()
+        env = {
+            **env,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "GUNICORN_WORKERS": str(workers),
+            "GUNICORN_THREADS": "4",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        }
+        super().__init__(
+            name, [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "autoapp:app"], env, log_dir / f"{name}.log"
+        )
+        wait_for_http(f"{self.url}/healthz", self.process, self.log_path, f"gunicorn {name}")
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+
+class MotoServer(Process):
+    """moto's S3 in server mode (HTTP on loopback, state in memory)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        super().__init__("moto", args, {**os.environ}, log_dir / "moto.log")
+        wait_for_http(f"{self.url}/moto-api/", self.process, self.log_path, "moto server")
+
+
+def find_nginx() -> str:
+    """Debian's nginx binary; if it is missing, fail and say how to install it (never skip)."""
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+    if not found:
+        pytest.fail(
+            "nginx is not installed, and the scale-out tests put it in front of the replicas. "
+            "Install it from Debian's packages: `apt-get install -y nginx-light` (./run_tests.sh does this "
+            "when it runs as root), or put an nginx binary on PATH.",
+            pytrace=False,
+        )
+    return found
+
+
+def render_template(text: str, values: dict[str, str]) -> str:
+    """What the nginx image's envsubst step does with NGINX_ENVSUBST_FILTER=^DEPOT_."""
+    return re.sub(r"\$\{(DEPOT_[A-Z_]+)\}", lambda m: values[m.group(1)], text)
+
+
+class Nginx(Process):
+    """nginx running deploy/nginx/depot.conf.template in front of `upstreams`."""
+
+    def __init__(self, upstreams: list[str], max_upload_bytes: int, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.access_log = log_dir / "nginx-access.log"
+        prefix = log_dir / "nginx"
+        prefix.mkdir()
+        server_conf = render_template(
+            NGINX_TEMPLATE.read_text(),
+            {
+                "DEPOT_LISTEN": f"127.0.0.1:{self.port}",
+                "DEPOT_UPSTREAM_SERVERS": " ".join(f"server {u} max_fails=1 fail_timeout=5s;" for u in upstreams),
+                "DEPOT_MAX_BODY_BYTES": str(max_upload_bytes + NGINX_BODY_SLACK),
+                "DEPOT_ACCESS_LOG": str(self.access_log),
+            },
+        )
+        (prefix / "depot.conf").write_text(server_conf)
+        temp_paths = "\n".join(
+            f"    {kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        user = "user root root;\n" if os.geteuid() == 0 else ""
+        (prefix / "nginx.conf").write_text(
+            f"{user}daemon off;\nworker_processes 1;\npid {prefix / 'nginx.pid'};\n"
+            f"error_log {log_dir / 'nginx-error.log'} warn;\n"
+            "events { worker_connections 512; }\n"
+            f"http {{\n{temp_paths}\n    include {prefix / 'depot.conf'};\n}}\n"
+        )
+        args = [find_nginx(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
+        super().__init__("nginx", args, {**os.environ}, log_dir / "nginx-stderr.log")
+        wait_for_http(f"{self.url}/healthz", self.process, log_dir / "nginx-error.log", "nginx")
+
+    def access_records(self) -> list[dict]:
+        import json
+
+        return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.strip()]
+
+
+class FaultRelay:
+    """A TCP relay to `target_port`; `fail()` cuts every connection and refuses new ones
+    until `heal()`. With `fail_after_bytes`, it cuts once that many more bytes went upstream."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._failing = False
+        self._budget: int | None = None
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def fail(self) -> None:
+        with self._lock:
+            self._failing = True
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            _reset(sock)
+
+    def fail_after_bytes(self, count: int) -> None:
+        with self._lock:
+            self._budget = count
+
+    def heal(self) -> None:
+        with self._lock:
+            self._failing, self._budget = False, None
+
+    def close(self) -> None:
+        self._closed = True
+        self.fail()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                failing = self._failing
+            if failing:
+                _reset(client)
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                _reset(client)
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets |= {client, upstream}
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, upstream_bound: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if upstream_bound and self._spend(len(data)):
+                    self.fail()
+                    return
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                _reset(sock)
+
+    def _spend(self, size: int) -> bool:
+        """Count bytes against the budget; True when it is used up (time to fail)."""
+        with self._lock:
+            if self._budget is None:
+                return False
+            self._budget -= size
+            return self._budget <= 0
+
+
+def _reset(sock: socket.socket) -> None:
+    try:
+        # An abortive close (RST), as when a network path or a server dies.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+    except OSError:
+        pass
