@@ -36,7 +36,7 @@ install_debian_package() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
     if [ -n "$added" ]; then rm -f "$policy"; fi
 }
-install_debian_package nginx nginx-light
+install_debian_package nginx nginx
 
 echo "==> installing pinned requirements"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/development.txt

@@ -115,7 +115,7 @@ def find_nginx() -> str:
     if not found:
         pytest.fail(
             "nginx is not installed, and the scale-out tests put it in front of the replicas. "
-            "Install it from Debian's packages: `apt-get install -y nginx-light` (./run_tests.sh does this "
+            "Install it from Debian's packages: `apt-get install -y nginx` (./run_tests.sh does this "
             "when it runs as root), or put an nginx binary on PATH.",
             pytrace=False,
         )
