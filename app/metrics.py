@@ -34,6 +34,8 @@ LATENCY = Histogram(
 )
 UPLOADS = Counter("depot_uploads_total", "Uploads committed.")
 UPLOAD_BYTES = Counter("depot_upload_bytes_total", "Bytes of committed uploads.")
+# Any other method token is counted as "other", so clients cannot create series at will.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 STORAGE_ERRORS = Counter("depot_storage_errors_total", "File store operations that failed.", ["operation"])
 
 
@@ -50,7 +52,8 @@ def _observe(response: Response) -> Response:
     started = g.pop("metrics_started", None)
     if started is not None:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        labels = (request.method, route, str(response.status_code))
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        labels = (method, route, str(response.status_code))
         REQUESTS.labels(*labels).inc()
         LATENCY.labels(*labels).observe(time.perf_counter() - started)
     return response

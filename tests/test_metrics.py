@@ -48,6 +48,16 @@ def test_requests_are_counted_by_route_template_and_status(uploader_on):
     assert latency >= 2
 
 
+def test_unknown_methods_share_one_series(app, testapp):
+    before = sample(testapp, "depot_http_requests_total", method="other", route="unmatched", status="405")
+
+    for method in ("FOO", "BAR", "BAZ"):
+        assert app.test_client().open("/healthz", method=method).status_code == 405
+
+    assert sample(testapp, "depot_http_requests_total", method="other", route="unmatched", status="405") - before == 3
+    assert 'method="FOO"' not in testapp.get("/metrics").text
+
+
 def test_committed_uploads_and_their_bytes_are_counted(uploader_on):
     client, headers = uploader_on()
     before = sample(client, "depot_uploads_total"), sample(client, "depot_upload_bytes_total")
