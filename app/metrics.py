@@ -25,6 +25,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+# prometheus_client picks its storage when imported, from this same variable: decide once too.
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
 REQUESTS = Counter("depot_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
 LATENCY = Histogram(
     "depot_http_request_duration_seconds",
@@ -60,7 +63,7 @@ def _observe(response: Response) -> Response:
 
 
 def _exposition() -> Response:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:

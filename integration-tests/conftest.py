@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import redis
 import requests
-from processes import BIN, ROOT, FaultRelay, Gunicorn, MotoServer, Nginx, find_nginx
+from processes import BIN, ROOT, FaultRelay, Gunicorn, MotoServer, Nginx, find_nginx, wait_until
 from psycopg import sql
 
 from app.storage.s3 import make_client
@@ -192,8 +192,9 @@ class Topology:
 
     def replica_serving(self, request_id: str) -> Gunicorn:
         """The replica nginx sent the request with this id to (from its JSON access log)."""
-        record = next(r for r in self.proxy.access_records() if r["request_id"] == request_id)
-        return next(r for r in self.replicas if record["upstream"].endswith(f":{r.port}"))
+        records = wait_until(lambda: [r for r in self.proxy.access_records() if r["request_id"] == request_id])
+        assert records, f"no access-log record for {request_id}"
+        return next(r for r in self.replicas if records[0]["upstream"].endswith(f":{r.port}"))
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,16 @@ def wait_for_http(url: str, process: subprocess.Popen, log_path: Path, what: str
     pytest.fail(f"{what} did not start:\n{log_path.read_text()[-5000:]}", pytrace=False)
 
 
+def wait_until(condition, timeout: float = 10):
+    """Poll `condition()` until it returns something truthy (returned), or give up (None).
+
+    For what a server writes just after answering, such as its access-log line."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
+
+
 class Process:
     """A child process with its output in a log file; stopped with SIGTERM, then SIGKILL."""
 

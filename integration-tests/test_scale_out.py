@@ -13,12 +13,12 @@ import hashlib
 import json
 import os
 import socket
-import time
 import uuid
 
 import pytest
 import requests
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TOPOLOGY_MAX_UPLOAD, TOPOLOGY_RATE_LIMIT, Api
+from processes import wait_until
 from requests.adapters import HTTPAdapter
 
 PASSWORD = "scale-out password"
@@ -239,14 +239,21 @@ def test_logs_are_json_follow_the_request_id_and_hold_no_secrets(topology, uploa
     request_id = f"trace-{uuid.uuid4().hex}"
     assert client.get("/api/v1/users/me", headers={"X-Request-ID": request_id}).status_code == 200
     assert requests.get(f"{topology.proxy.url}/api/v1/links/{link_token}", timeout=10).status_code == 200
-    time.sleep(0.5)  # access-log lines are written after the response
 
-    replica_lines = [line for r in topology.replicas for line in r.log().splitlines() if line.strip()]
-    records = [json.loads(line) for line in replica_lines]  # every line is a JSON object
+    def replica_records() -> list[dict]:
+        lines = [line for r in topology.replicas for line in r.log().splitlines() if line.strip()]
+        return [json.loads(line) for line in lines]  # every line must be a JSON object
+
+    assert wait_until(
+        lambda: any(
+            r.get("request_id") == request_id and r.get("path") == "/api/v1/users/me" for r in replica_records()
+        )
+    )
+    assert wait_until(lambda: any(r["request_id"] == request_id for r in topology.proxy.access_records()))
+    assert wait_until(lambda: "/api/v1/links/[redacted]" in topology.proxy.access_log.read_text())
+    assert wait_until(lambda: any(r.get("path") == "/api/v1/links/[redacted]" for r in replica_records()))
+    replica_lines = [line for r in topology.replicas for line in r.log().splitlines()]
     proxy_text = topology.proxy.access_log.read_text()
-
-    assert any(r.get("request_id") == request_id and r.get("path") == "/api/v1/users/me" for r in records)
-    assert any(r["request_id"] == request_id for r in topology.proxy.access_records())
     for text in ("\n".join(replica_lines), proxy_text):
         assert token not in text
         assert link_token not in text

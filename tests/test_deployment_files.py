@@ -140,7 +140,9 @@ def test_the_docker_context_leaves_out_secrets_and_tests():
     assert {".env", ".git", "tests", "integration-tests", ".venv"} <= set(ignored)
 
 
-def test_gunicorn_conf_reads_its_settings_from_the_environment(monkeypatch):
+def test_gunicorn_conf_reads_its_settings_from_the_environment(monkeypatch, tmp_path):
+    # Set here so that loading the file does not set it for the rest of the test session.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     monkeypatch.setenv("GUNICORN_WORKERS", "5")
     monkeypatch.setenv("GUNICORN_THREADS", "3")
     monkeypatch.setenv("PORT", "9000")
