@@ -24,4 +24,26 @@ db = SQLAlchemy(
 )
 migrate = Migrate()
 token_auth = HTTPTokenAuth(scheme="Bearer")
-limiter = Limiter(key_func=get_remote_address)
+
+
+class AppScopedLimiter(Limiter):
+    """Flask-Limiter's Limiter, taking every setting from the app it is initialised with.
+
+    Limiter keeps the first app's key prefix, storage options and error handling for good,
+    and carries its "storage is down" state over to the next app. Production runs one app
+    per process, but the tests build many (and two "replicas" in one process): each must
+    count with exactly its own settings.
+    """
+
+    def init_app(self, app) -> None:
+        self._key_prefix = ""
+        self._storage_options = {}
+        self._swallow_errors = None
+        self._headers_enabled = None
+        self._retry_after = None
+        self._storage_dead = False
+        self._in_memory_fallback_enabled = False
+        super().init_app(app)
+
+
+limiter = AppScopedLimiter(key_func=get_remote_address)

@@ -18,7 +18,7 @@ import uuid
 import pytest
 import requests
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TOPOLOGY_MAX_UPLOAD, TOPOLOGY_RATE_LIMIT, Api
-from processes import wait_until
+from processes import Nginx, free_port, wait_until
 from requests.adapters import HTTPAdapter
 
 PASSWORD = "scale-out password"
@@ -192,6 +192,24 @@ def test_the_proxy_refuses_a_body_over_the_limit_with_a_json_413(topology):
         "message": "The request body is larger than this server accepts.",
         "fields": {},
         "request_id": "too-large-1",
+    }
+
+
+def test_the_proxy_answers_a_json_503_when_no_replica_answers(tmp_path):
+    proxy = Nginx([f"127.0.0.1:{free_port()}"], TOPOLOGY_MAX_UPLOAD, tmp_path)
+    try:
+        response = requests.get(f"{proxy.url}/api/v1/users/me", headers={"X-Request-ID": "no-replica-1"}, timeout=10)
+    finally:
+        proxy.stop()
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json() == {
+        "status": 503,
+        "error": "unavailable",
+        "message": "No replica of the service is answering; try again shortly.",
+        "fields": {},
+        "request_id": "no-replica-1",
     }
 
 

@@ -53,7 +53,7 @@ def test_only_the_proxy_publishes_a_port(services):
 def test_every_server_has_a_healthcheck_and_dependencies_wait_on_health(services):
     for name in SERVERS:
         assert services[name]["healthcheck"]["test"], name
-    assert "pg_isready" in " ".join(services["db"]["healthcheck"]["test"])
+    assert "pg_isready -h 127.0.0.1" in " ".join(services["db"]["healthcheck"]["test"])
     assert "/readyz" in " ".join(services["app"]["healthcheck"]["test"])
     for name, svc in services.items():
         for dependency, rule in svc.get("depends_on", {}).items():
@@ -72,10 +72,23 @@ def test_replicas_are_settable_and_share_state_outside_the_process(services):
     app = services["app"]
     assert app["deploy"]["replicas"] == "${APP_REPLICAS:-2}"
     env = app["environment"]
-    assert env["STORAGE_BACKEND"] == "s3"
-    assert env["RATELIMIT_STORAGE_URI"].startswith("redis://redis:")
-    assert env["DATABASE_URL"].startswith("postgresql+psycopg://")
-    assert env["PROXY_COUNT"] == "1"
+    assert env["STORAGE_BACKEND"] == "${STORAGE_BACKEND:-s3}"
+    assert env["S3_ENDPOINT_URL"] == "${S3_ENDPOINT_URL-http://storage:9000}"
+    assert env["RATELIMIT_STORAGE_URI"] == "${RATELIMIT_STORAGE_URI:-redis://redis:6379/0}"
+    assert env["DATABASE_URL"].startswith("${DATABASE_URL:-postgresql+psycopg://depot:")
+    assert env["PROXY_COUNT"] == "${PROXY_COUNT:-1}"
+    assert services["migrate"]["environment"] == env
+
+
+def test_every_app_setting_in_compose_can_be_changed_from_env_file(services):
+    # A literal value under `environment` would silently win over the same key in .env.
+    for name, value in services["app"]["environment"].items():
+        if name != "DEPOT_ENV":
+            assert re.fullmatch(rf"\$\{{{name}:?-.*\}}", value), name
+
+
+def test_the_proxy_restarts_with_the_replicas_it_resolved(services):
+    assert services["proxy"]["depends_on"]["app"] == {"condition": "service_healthy", "restart": True}
 
 
 def test_data_lives_in_named_volumes(compose, services):
@@ -88,12 +101,12 @@ def test_no_secret_is_written_in_the_compose_file(services):
     for name, svc in services.items():
         for key, value in (svc.get("environment") or {}).items():
             if re.search(r"PASSWORD|SECRET", key):
-                assert re.fullmatch(r"\$\{[A-Z_]+(:[?-][^}]*)?\}", value), (name, key)
+                assert re.fullmatch(r"\$\{[A-Z0-9_]+:?[?-](\$\{[A-Z0-9_]+(:[?-][^}]*)?\}|[^}$]*)\}", value), (name, key)
         assert "SECRET_KEY" not in (svc.get("environment") or {}), name
 
 
 def test_every_required_compose_variable_is_in_env_example():
-    required = set(re.findall(r"\$\{([A-Z_]+):\?", (ROOT / "docker-compose.yml").read_text()))
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", (ROOT / "docker-compose.yml").read_text()))
     example = (ROOT / ".env.example").read_text()
     assert required == {"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD"}
     for name in required | {"SECRET_KEY"}:
@@ -110,7 +123,7 @@ def test_the_proxy_streams_uploads_under_the_apps_size_limit(services):
     assert "client_max_body_size ${DEPOT_MAX_BODY_BYTES};" in template
     assert "proxy_request_buffering off;" in template
     assert re.search(r"proxy_read_timeout \d+s;", template)
-    used = set(re.findall(r"\$\{(DEPOT_[A-Z_]+)\}", template))
+    used = set(re.findall(r"\$\{(DEPOT_[A-Z0-9_]+)\}", template))
     assert used == {name for name in proxy["environment"] if name.startswith("DEPOT_")} | {"DEPOT_MAX_BODY_BYTES"}
     assert proxy["volumes"] == ["./deploy/nginx/depot.conf.template:/etc/nginx/templates/default.conf.template:ro"]
 
