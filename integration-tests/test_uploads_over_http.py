@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
+import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -132,3 +134,19 @@ def test_delete_then_storage_check_is_consistent(uploader, flask_cli):
     check = flask_cli("storage", "check")
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.strip().endswith("consistent")
+
+
+def test_bad_chunk_framing_is_a_json_400(uploader, server):
+    """gunicorn's own error for a chunk size that is not hex must become Depot's 400."""
+    port = int(server.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"PUT /api/v1/uploads/notes.txt HTTP/1.1\r\nHost: depot\r\n"
+            + f"Authorization: Bearer {uploader.token}\r\n".encode()
+            + b"Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"
+        )
+        reply = sock.recv(65536)
+
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), reply
+    assert json.loads(body)["error"] == "bad_request"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 from flask import Request
 from marshmallow import Schema, ValidationError
+from werkzeug.exceptions import HTTPException
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData, Preamble
 
 from app.exceptions import Invalid, Malformed, Unsupported
@@ -54,6 +55,16 @@ def _digest_from_header(request: Request) -> str | None:
             "Content-Digest's sha-256 value is not a base64 SHA-256.", fields={"Content-Digest": ["Bad value."]}
         )
     return raw.hex()
+
+
+def _read(stream, size: int) -> bytes:
+    """Read from the request body; a body the server cannot decode (bad chunk framing) is 400."""
+    try:
+        return stream.read(size)
+    except HTTPException:
+        raise  # Werkzeug's own answer (a client that disconnected)
+    except Exception as error:  # noqa: BLE001 (servers raise their own types: gunicorn's ParseException)
+        raise Malformed(f"The request body could not be read ({type(error).__name__}).") from None
 
 
 def _client_filename(event: File) -> str:
@@ -148,7 +159,7 @@ class MultipartUpload:
             if isinstance(event, NeedData):
                 if finished:
                     raise Malformed("The multipart body is truncated (its closing boundary never came).")
-                chunk = stream.read(CHUNK_BYTES)
+                chunk = _read(stream, CHUNK_BYTES)
                 finished = not chunk
                 decoder.receive_data(chunk or None)
                 if len(decoder.buffer) > MAX_DECODER_BUFFER:
@@ -221,7 +232,7 @@ class RawUpload:
     def _chunks(self) -> Iterator[bytes]:
         stream = self.request.stream
         received = 0
-        while chunk := stream.read(1024 * 1024):
+        while chunk := _read(stream, 1024 * 1024):
             received += len(chunk)
             yield chunk
         # The server may end the stream early when the client hangs up; that is no file.

@@ -35,12 +35,46 @@ class ExplodingInput(io.RawIOBase):
         raise AssertionError("the request body was read")
 
 
+class InvalidChunkSize(Exception):  # noqa: N818 (named like gunicorn's, which it stands for)
+    """What gunicorn raises from its body reader on bad chunk framing (not an OSError)."""
+
+
+class UndecodableInput(io.RawIOBase):
+    """A body the server fails to decode, as gunicorn's does on bad chunk framing."""
+
+    def readable(self):
+        return True
+
+    def readinto(self, _buffer):
+        raise InvalidChunkSize("zz")
+
+
 def send_unread(testapp, path, headers, content_length, method="POST", status=None):
     """A request whose body must not be read: Content-Length says `content_length`, reading fails."""
     request = TestRequest.blank(path, method=method, headers=headers)
     request.environ["CONTENT_LENGTH"] = str(content_length)
     request.environ["wsgi.input"] = io.BufferedReader(ExplodingInput())
     return testapp.do_request(request, status=status)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type"),
+    [("PUT", "/api/v1/uploads/notes.txt", "text/plain"), ("POST", UPLOADS, "multipart/form-data; boundary=x")],
+)
+def test_a_body_the_server_cannot_decode_is_400_and_stores_nothing(
+    testapp, uploader_headers, fetch, disk, method, path, content_type
+):
+    request = TestRequest.blank(path, method=method, headers={**uploader_headers, "Content-Type": content_type})
+    request.environ.pop("CONTENT_LENGTH", None)
+    request.environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    request.environ["wsgi.input_terminated"] = True  # the server hands over its own body reader
+    request.environ["wsgi.input"] = io.BufferedReader(UndecodableInput())
+
+    response = testapp.do_request(request, status=400)
+
+    assert response.json["error"] == "bad_request"
+    assert "could not be read" in response.json["message"]
+    assert_nothing_stored(fetch, disk)
 
 
 # --- multipart --------------------------------------------------------------------------
