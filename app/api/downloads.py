@@ -1,9 +1,10 @@
 """Turning a Download into a safe HTTP response: streamed, conditional, ranged, inert.
 
-A whole local file goes through Werkzeug's send_file, so gunicorn can hand it to the kernel
-with sendfile. A Range request, or a file in an object store, is streamed from a seekable
-reader opened at the range's first byte, so only the bytes sent are read. Either way the
-response answers If-None-Match (304) and Range (206/416). When the store can presign and
+Preconditions are answered first, from the upload's row alone, so a 304, a 412, a HEAD or
+a 416 never touches the store (and works while it is down). Then a whole local file goes
+through Werkzeug's send_file, so gunicorn can hand it to the kernel with sendfile. A Range
+request, or a file in an object store, is streamed from a seekable reader opened at the
+range's first byte, so only the bytes sent are read. When the store can presign and
 DOWNLOAD_REDIRECT=presigned, the answer is a redirect to a short-lived URL of the object.
 
 Every download is an attachment that a browser will neither sniff nor run: nosniff, a
@@ -13,6 +14,7 @@ sandboxing CSP, and a Content-Disposition whose filename is escaped per RFC 6266
 from __future__ import annotations
 
 from flask import Response, jsonify, request, send_file
+from werkzeug.exceptions import PreconditionFailed, RequestedRangeNotSatisfiable
 from werkzeug.http import parse_range_header
 from werkzeug.wsgi import FileWrapper
 
@@ -49,6 +51,50 @@ def _range_start(environ: dict, size: int) -> int:
     parsed = parse_range_header(environ.get("HTTP_RANGE"))
     window = parsed.range_for_length(size) if parsed is not None else None
     return window[0] if window else 0
+
+
+def _check_preconditions(download: Download) -> Response | None:
+    """RFC 9110 §13.2.2, in its order: 412 when If-Match or If-Unmodified-Since fails, a
+    bodiless 304 when If-None-Match or If-Modified-Since says the client's copy is current.
+
+    Decided here once; the headers are then removed so Werkzeug, which reads If-Match
+    otherwise (a matching one would become a 304), only handles Range and If-Range.
+    """
+    upload = download.upload
+    last_modified = upload.created_at.replace(microsecond=0)  # HTTP dates have whole seconds
+    if request.if_match:
+        if not (request.if_match.star_tag or request.if_match.contains(upload.sha256)):
+            raise PreconditionFailed("The file does not match If-Match.")
+    elif request.if_unmodified_since and last_modified > request.if_unmodified_since:
+        raise PreconditionFailed("The file changed after If-Unmodified-Since.")
+    if request.if_none_match:
+        current = request.if_none_match.star_tag or request.if_none_match.contains_weak(upload.sha256)
+    else:
+        current = bool(request.if_modified_since and last_modified <= request.if_modified_since)
+    for header in ("HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE"):
+        request.environ.pop(header, None)
+    return _headers_only(download, status=304) if current else None
+
+
+def _headers_only(download: Download, status: int) -> Response:
+    """A response with the file's headers and no body (HEAD, 304)."""
+    upload = download.upload
+    response = Response(status=status, mimetype=upload.content_type)
+    response.set_etag(upload.sha256)
+    response.last_modified = upload.created_at
+    if status == 304:
+        del response.headers["Content-Type"]
+    else:
+        response.content_length = upload.size
+        response.accept_ranges = "bytes"
+    return response
+
+
+def _refuse_unsatisfiable_range(size: int) -> None:
+    """416 before opening the store when the Range cannot be served (and If-Range is absent)."""
+    parsed = parse_range_header(request.environ.get("HTTP_RANGE"))
+    if parsed is not None and "HTTP_IF_RANGE" not in request.environ and parsed.range_for_length(size) is None:
+        raise RequestedRangeNotSatisfiable(length=size)
 
 
 def _send_local(download: Download) -> Response:
@@ -92,18 +138,27 @@ def _redirect(download: Download) -> Response:
     return response
 
 
-def file_response(download: Download) -> Response:
+def _body_response(download: Download) -> Response:
     upload = download.upload
+    if request.method == "HEAD":
+        return _headers_only(download, status=200)
     if download.redirect_url is not None:
         return _redirect(download)
     _normalize_range(request.environ, upload.size)
+    _refuse_unsatisfiable_range(upload.size)
     try:
         if download.local_path is not None and "HTTP_RANGE" not in request.environ:
-            response = _send_local(download)
-        else:
-            response = _stream(download)
+            return _send_local(download)
+        return _stream(download)
     except (StorageError, FileNotFoundError) as error:
         raise Unavailable("The file could not be read from the store.") from error
+
+
+def file_response(download: Download) -> Response:
+    upload = download.upload
+    response = _check_preconditions(download) or _body_response(download)
+    if response.status_code == 302:
+        return response  # the store's URL sets the file's own headers
     response.headers["Content-Disposition"] = content_disposition(upload.filename)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"

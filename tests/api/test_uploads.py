@@ -497,3 +497,42 @@ def test_lone_surrogates_in_json_text_are_422(testapp, upload, uploader_headers)
         headers={"Content-Type": "application/json"},
         status=422,
     )
+
+
+@pytest.mark.parametrize(
+    ("conditions", "status"),
+    [
+        ({"If-Match": '"not-this-file"'}, 412),
+        ({"If-Match": "*"}, 200),
+        ({"If-Unmodified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}, 412),
+        ({"If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}, 200),
+        ({"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}, 304),
+        ({"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}, 200),
+    ],
+)
+def test_download_preconditions_follow_rfc_9110(testapp, upload, uploader_headers, conditions, status):
+    created = upload(uploader_headers, data=png_bytes(2000)).json
+
+    response = testapp.get(
+        f"{UPLOADS}/{created['id']}/content", headers={**uploader_headers, **conditions}, status=status
+    )
+
+    if status == 200:
+        assert len(response.body) == 2000
+    elif status == 412:
+        assert response.json["error"] == "precondition_failed"
+    else:
+        assert response.body == b""
+
+
+def test_if_none_match_wins_over_range(testapp, upload, uploader_headers):
+    created = upload(uploader_headers).json
+    etag = f'"{created["sha256"]}"'
+
+    response = testapp.get(
+        f"{UPLOADS}/{created['id']}/content",
+        headers={**uploader_headers, "If-None-Match": etag, "Range": "bytes=0-9"},
+        status=304,
+    )
+
+    assert response.headers["ETag"] == etag

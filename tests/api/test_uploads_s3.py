@@ -107,3 +107,47 @@ def test_presigned_mode_redirects_to_a_short_lived_url(s3_client, uploader_on):
     assert f"/objects/{upload_id.replace('-', '')}" in location
     assert "X-Amz-Expires=30" in location and "X-Amz-Signature=" in location
     assert "X-Amz-Signature=" in shared.headers["Location"]
+
+
+@pytest.fixture
+def s3_unreadable(s3_uploader, monkeypatch):
+    """(client, headers, content url, data) for an upload whose object can no longer be read."""
+    client, headers = s3_uploader
+    data = png_bytes(5000)
+    url = f"/api/v1/uploads/{post_file(client, headers, data).json['id']}/content"
+    store = client.app.injector.get(FileStore).inner
+
+    def unreachable(**_kwargs):
+        raise EndpointConnectionError(endpoint_url="http://s3.invalid")
+
+    monkeypatch.setattr(store.client, "get_object", unreachable)
+    return client, headers, url, data
+
+
+def test_conditional_head_and_unsatisfiable_requests_never_touch_the_store(s3_unreadable):
+    client, headers, url, data = s3_unreadable
+    etag = f'"{sha256_hex(data)}"'
+
+    head = client.head(url, headers=headers, status=200)
+    not_modified = client.get(url, headers={**headers, "If-None-Match": etag}, status=304)
+    ranged_but_current = client.get(url, headers={**headers, "If-None-Match": etag, "Range": "bytes=0-9"}, status=304)
+    failed = client.get(url, headers={**headers, "If-Match": '"other"'}, status=412)
+    unsatisfiable = client.get(url, headers={**headers, "Range": "bytes=999999-"}, status=416)
+
+    assert head.headers["Content-Length"] == str(len(data))
+    assert head.headers["ETag"] == etag and head.headers["Accept-Ranges"] == "bytes"
+    assert not_modified.body == b"" and ranged_but_current.body == b""
+    assert failed.json["error"] == "precondition_failed"  # the JSON error, never the file
+    assert unsatisfiable.json["status"] == 416
+    assert unsatisfiable.headers["Content-Range"] == f"bytes */{len(data)}"
+    client.get(url, headers=headers, status=503)  # only a body needs the store
+
+
+def test_a_head_request_is_answered_here_even_in_presigned_mode(s3_client, uploader_on):
+    client, headers = uploader_on(**S3_SETTINGS, DOWNLOAD_REDIRECT="presigned")
+    upload_id = post_file(client, headers, png_bytes(700)).json["id"]
+
+    head = client.head(f"/api/v1/uploads/{upload_id}/content", headers=headers, status=200)
+
+    assert head.headers["Content-Length"] == "700"
+    assert "Location" not in head.headers
