@@ -66,6 +66,8 @@ class JsonLogger(Logger):
     """Gunicorn's logger with one JSON object per line for both the error and access logs."""
 
     def setup(self, cfg) -> None:
+        from app.observability import RedactingFilter
+
         super().setup(cfg)
         formatter = JsonFormatter(
             "{asctime}{levelname}{name}{message}",
@@ -74,6 +76,8 @@ class JsonLogger(Logger):
         )
         for handler in self.error_log.handlers:
             handler.setFormatter(formatter)
+            # "Error handling request GET /api/v1/links/<token>" must not show the token.
+            handler.addFilter(RedactingFilter())
         for handler in self.access_log.handlers:
             handler.setFormatter(logging.Formatter("%(message)s"))  # access lines are JSON already
 

@@ -28,16 +28,29 @@ def redact(text: str) -> str:
     return _SECRETS.sub(lambda m: (m.group(1) or m.group(2) or "") + "[redacted]", text)
 
 
-class RequestContextFilter(logging.Filter):
-    """Adds `request_id` to every record and masks secrets in its message."""
+class RedactingFilter(logging.Filter):
+    """Masks secrets in a record's message and traceback (used by gunicorn's logs too)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
         message = record.getMessage()
         masked = redact(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info:
+            # Formatted now so the text can be masked; formatters print exc_text as given.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
+
+
+class RequestContextFilter(RedactingFilter):
+    """Adds `request_id` to every record, and masks secrets like RedactingFilter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return super().filter(record)
 
 
 def _assign_request_id() -> None:

@@ -60,3 +60,17 @@ def test_secrets_in_any_log_message_are_masked(app_factory, capsys):
 
 def test_redaction_leaves_ordinary_text_alone():
     assert redact("GET /api/v1/uploads/123 200") == "GET /api/v1/uploads/123 200"
+
+
+def test_secrets_in_tracebacks_are_masked_too(app_factory, capsys):
+    app = app_factory(LOG_FORMAT="json")
+
+    with app.test_request_context("/"):
+        try:
+            raise ValueError("bad header Authorization: Bearer abc.DEF-123")
+        except ValueError:
+            logging.getLogger("app.example").exception("failed")
+
+    (record,) = json_lines(capsys.readouterr().err)
+    assert "Bearer [redacted]" in record["exc_info"]
+    assert "abc.DEF-123" not in json.dumps(record)
