@@ -149,6 +149,8 @@ class Config:
             raise ConfigError("DOWNLOAD_REDIRECT=presigned needs STORAGE_BACKEND=s3")
         if self.S3_PART_SIZE_BYTES < 5 * 1024 * 1024:
             raise ConfigError("S3_PART_SIZE_BYTES must be at least 5242880 (S3's smallest part)")
+        if self.STORAGE_BACKEND == "s3" and self.MAX_UPLOAD_BYTES > 10_000 * self.S3_PART_SIZE_BYTES:
+            raise ConfigError("MAX_UPLOAD_BYTES needs more than S3's 10000 parts: raise S3_PART_SIZE_BYTES")
         for origin in self.CORS_ORIGINS:
             if origin != "*" and not _ORIGIN.match(origin):
                 raise ConfigError(f"CORS_ORIGINS entries must look like https://host[:port], got {origin!r}")

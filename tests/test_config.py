@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app import create_app
-from app.config import ConfigError, DevelopmentConfig, ProductionConfig, load_config
+from app.config import ConfigError, DevelopmentConfig, ProductionConfig, TestingConfig, load_config
 
 GOOD_SECRET = "s" * 40
 
@@ -66,3 +66,25 @@ def test_a_malformed_number_names_the_variable():
 def test_an_unknown_environment_name_is_refused():
     with pytest.raises(ConfigError, match="Unknown DEPOT_ENV 'staging'"):
         load_config("staging")
+
+
+def test_s3_uploads_must_fit_in_s3s_part_count():
+    settings = {"STORAGE_BACKEND": "s3", "S3_BUCKET": "b", "S3_PART_SIZE_BYTES": str(5 * 1024 * 1024)}
+
+    TestingConfig({**settings, "MAX_UPLOAD_BYTES": str(10_000 * 5 * 1024 * 1024)}).validate()
+    with pytest.raises(ConfigError, match="10000 parts"):
+        TestingConfig({**settings, "MAX_UPLOAD_BYTES": str(10_000 * 5 * 1024 * 1024 + 1)}).validate()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"STORAGE_BACKEND": "s3"}, "S3_BUCKET"),
+        ({"DOWNLOAD_REDIRECT": "presigned"}, "STORAGE_BACKEND=s3"),
+        ({"STORAGE_BACKEND": "ftp"}, "STORAGE_BACKEND must be one of"),
+        ({"STORAGE_BACKEND": "s3", "S3_BUCKET": "b", "S3_PART_SIZE_BYTES": "1000"}, "at least 5242880"),
+    ],
+)
+def test_storage_settings_that_cannot_work_are_refused(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        TestingConfig(settings).validate()

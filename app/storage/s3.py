@@ -16,6 +16,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -205,9 +206,12 @@ class S3FileStore(FileStore):
                 self.client.copy(source, self.bucket, target, Config=TransferConfig(multipart_chunksize=1024**3))
         except _BOTO_FAILURES as error:
             raise StorageError(f"promotion failed: {_describe(error)}") from error
-        # The staged copy is now redundant; if this delete fails, the data manager's
-        # discard at the end of the transaction (or `storage check --repair`) retries it.
-        self.discard(staged)
+        # The staged copy is now redundant (and complete, so no multipart upload is left);
+        # if this delete fails, `storage check --repair` removes it later.
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=source["Key"])
+        except _BOTO_FAILURES:
+            pass
 
     def discard(self, staged: StagedFile) -> None:
         self.discard_staged(staged.staging_id)
@@ -269,7 +273,7 @@ class S3FileStore(FileStore):
             for upload in self._multipart_uploads(prefix):
                 name = upload["Key"][len(prefix) :]
                 if _SAFE_KEY.match(name):
-                    yield StoredObject(key=name, size=0, modified_at=upload["Initiated"])
+                    yield StoredObject(key=name, size=0, modified_at=self._last_activity(upload))
         except _BOTO_FAILURES as error:
             raise StorageError(f"listing failed: {_describe(error)}") from error
 
@@ -312,6 +316,18 @@ class S3FileStore(FileStore):
                         yield StoredObject(key=name, size=item["Size"], modified_at=item["LastModified"])
         except _BOTO_FAILURES as error:
             raise StorageError(f"listing failed: {_describe(error)}") from error
+
+    def _last_activity(self, upload: dict) -> datetime:
+        """When a multipart upload last received a part: a slow upload still sending parts
+        is in progress, however long ago it started."""
+        latest = upload["Initiated"]
+        pages = self.client.get_paginator("list_parts").paginate(
+            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+        )
+        for page in pages:
+            for part in page.get("Parts", []):
+                latest = max(latest, part["LastModified"])
+        return latest
 
     def _multipart_uploads(self, prefix: str) -> Iterator[dict]:
         for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):

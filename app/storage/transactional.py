@@ -54,6 +54,7 @@ class FileStoreDataManager:
         self._staged: list[StagedFile] = []
         self._to_promote: list[tuple[StagedFile, str]] = []
         self._promoted: list[str] = []
+        self._promoted_staging: set[str] = set()  # staged files that became final ones
         self._to_delete: list[str] = []
 
     # --- used by services during the transaction --------------------------------------------
@@ -92,6 +93,7 @@ class FileStoreDataManager:
             # Recorded first, so a promotion that fails halfway is still undone by tpc_abort.
             self._promoted.append(key)
             self.store.promote(staged, key)
+            self._promoted_staging.add(staged.staging_id)
 
     def tpc_finish(self, txn) -> None:
         for key in self._to_delete:
@@ -100,7 +102,7 @@ class FileStoreDataManager:
             except StorageError:
                 # The row is gone for good; the orphan file is reported by `flask storage check`.
                 log.exception("could not delete a file after its row was deleted")
-        self._discard_staged()  # promoted ones are already gone from staging; the rest unused
+        self._discard_staged()  # the staged files that were never promoted
         self._reset()
 
     def tpc_abort(self, txn) -> None:
@@ -129,6 +131,8 @@ class FileStoreDataManager:
 
     def _discard_staged(self) -> None:
         for staged in self._staged:
+            if staged.staging_id in self._promoted_staging:
+                continue  # promotion moved it: nothing is left to discard
             try:
                 self.store.discard(staged)
             except StorageError:
@@ -136,6 +140,7 @@ class FileStoreDataManager:
 
     def _reset(self) -> None:
         self._staged, self._to_promote, self._promoted, self._to_delete = [], [], [], []
+        self._promoted_staging = set()
 
 
 class TransactionalFiles:

@@ -3,6 +3,7 @@ failures that leave nothing behind, leftovers found by the check, presigned URLs
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -159,3 +160,26 @@ def test_reading_past_the_end_gives_nothing(s3_store):
 
     with s3_store.open(KEY, 3) as handle:
         assert handle.read() == b""
+
+
+def test_promotion_is_one_copy_and_one_delete(s3_client):
+    recorder = RecordingClient(s3_client)
+    store = S3FileStore(BUCKET, client=recorder)
+    staged = store.stage([b"data"])
+    recorder.calls.clear()
+
+    store.promote(staged, KEY)
+
+    assert [name for name, _ in recorder.calls] == ["copy_object", "delete_object"]
+
+
+def test_a_multipart_upload_still_receiving_parts_counts_as_recent(s3_store, s3_client):
+    key = "depot/staging/" + "c" * 32
+    upload_id = s3_client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+    time.sleep(1.1)
+    s3_client.upload_part(Bucket=BUCKET, Key=key, UploadId=upload_id, PartNumber=1, Body=b"x" * 100)
+
+    (staged,) = s3_store.iter_staged()
+    (listed,) = s3_client.list_multipart_uploads(Bucket=BUCKET)["Uploads"]
+
+    assert staged.modified_at > listed["Initiated"]  # the part's time, not the start's
