@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
-import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -138,15 +138,20 @@ def test_delete_then_storage_check_is_consistent(uploader, flask_cli):
 
 def test_bad_chunk_framing_is_a_json_400(uploader, server):
     """gunicorn's own error for a chunk size that is not hex must become Depot's 400."""
-    port = int(server.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(
-            b"PUT /api/v1/uploads/notes.txt HTTP/1.1\r\nHost: depot\r\n"
-            + f"Authorization: Bearer {uploader.token}\r\n".encode()
-            + b"Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n"
-        )
-        reply = sock.recv(65536)
+    host, port = server.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.putrequest("PUT", "/api/v1/uploads/notes.txt")
+    for name, value in (
+        ("Authorization", f"Bearer {uploader.token}"),
+        ("Content-Type", "text/plain"),
+        ("Transfer-Encoding", "chunked"),
+    ):
+        connection.putheader(name, value)
+    connection.endheaders()
+    connection.send(b"5\r\nhello\r\nzz\r\n")
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
 
-    head, _, body = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 400"), reply
+    assert response.status == 400, body
     assert json.loads(body)["error"] == "bad_request"
