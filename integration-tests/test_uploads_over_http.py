@@ -84,7 +84,7 @@ def test_a_wrong_digest_over_http_stores_nothing(uploader):
     )
 
     assert response.status_code == 422
-    assert uploader.get("/api/v1/uploads", params={"q": "wrong.png"}).json()["total"] == 0
+    assert uploader.get("/api/v1/uploads", params={"q": "wrong.png"}).json()["items"] == []
 
 
 def test_a_signed_link_works_without_authorization(uploader, server):
@@ -155,3 +155,22 @@ def test_bad_chunk_framing_is_a_json_400(uploader, server):
 
     assert response.status == 400, body
     assert json.loads(body)["error"] == "bad_request"
+
+
+def test_listing_pages_with_cursors_on_postgresql(uploader):
+    created = [
+        uploader.post(
+            "/api/v1/uploads", files={"file": (f"p{i}.png", PNG + os.urandom(100))}, data={"tags": "paging"}
+        ).json()["id"]
+        for i in range(5)
+    ]
+
+    seen, params = [], {"per_page": 2, "tag": "paging"}
+    while True:
+        page = uploader.get("/api/v1/uploads", params=params).json()
+        seen.extend(item["id"] for item in page["items"])
+        if page["next_cursor"] is None:
+            break
+        params["cursor"] = page["next_cursor"]
+
+    assert seen == created[::-1]

@@ -43,11 +43,9 @@ def _created(upload):
 class UploadList(_UploadResource):
     @use_kwargs(UploadQuerySchema(), location="query")
     @marshal_with(UploadPageSchema(), code=200)
-    def get(self, page: int, per_page: int, owner: UUID | None = None, **filters):
-        """List the uploads you may see, newest first."""
-        return self.uploads.list_visible(
-            current_principal(), page=page, per_page=per_page, owner=str(owner) if owner else None, **filters
-        )
+    def get(self, owner: UUID | None = None, **query):
+        """List the uploads you may see, newest first, a page at a time (follow `next_cursor`)."""
+        return self.uploads.list_visible(current_principal(), owner=str(owner) if owner else None, **query)
 
     # Documented only: the form is streamed by MultipartUpload, never parsed whole by webargs.
     @doc(consumes=["multipart/form-data"], params=FILE_PARAM)

@@ -61,12 +61,11 @@ def email_field(**kwargs) -> fields.Email:
     )
 
 
-class PageQuery(Schema):
-    """`page` from 1; `per_page` defaults to 20 and is capped at 100."""
+class PerPageQuery(Schema):
+    """`per_page` defaults to 20 and is capped at 100."""
 
     MAX_PER_PAGE = 100
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Integer(
         load_default=20,
         validate=validate.Range(min=1),
@@ -79,12 +78,36 @@ class PageQuery(Schema):
         return data
 
 
+class PageQuery(PerPageQuery):
+    """Numbered pages: `page` from 1 (for short listings, such as users)."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+
+
+class CursorQuery(PerPageQuery):
+    """Keyset pages: each page gives the `cursor` of the next, so page 10,000 costs what page 1 does."""
+
+    cursor = fields.String(
+        validate=[validate.Length(min=1, max=200), no_control_characters],
+        metadata={"description": "The `next_cursor` of the previous page; omit it for the first page."},
+    )
+
+
 class PageSchema(Schema):
-    """The envelope of a paginated listing."""
+    """The envelope of a listing in numbered pages."""
 
     page = fields.Integer(required=True)
     per_page = fields.Integer(required=True)
     total = fields.Integer(required=True)
+
+
+class CursorPageSchema(Schema):
+    """The envelope of a listing in keyset pages."""
+
+    per_page = fields.Integer(required=True)
+    next_cursor = fields.String(
+        required=True, allow_none=True, metadata={"description": "Pass as `cursor` for the next page; null at the end."}
+    )
 
 
 class ErrorSchema(Schema):

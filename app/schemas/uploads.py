@@ -8,7 +8,7 @@ from flask import url_for
 from marshmallow import Schema, fields, pre_load, validate
 
 from app.models.upload import Visibility
-from app.schemas.common import InputSchema, PageQuery, PageSchema, no_control_characters, no_nul
+from app.schemas.common import CursorPageSchema, CursorQuery, InputSchema, no_control_characters, no_nul
 
 MAX_TAGS = 20
 
@@ -58,7 +58,7 @@ class UploadMetadataSchema(InputSchema):
         return data
 
 
-class UploadQuerySchema(PageQuery):
+class UploadQuerySchema(CursorQuery):
     owner = fields.UUID(metadata={"description": "Only uploads of this user."})
     content_type = fields.String(validate=[validate.Length(max=127), no_control_characters])
     q = fields.String(
@@ -95,7 +95,7 @@ class UploadSchema(Schema):
     )
 
 
-class UploadPageSchema(PageSchema):
+class UploadPageSchema(CursorPageSchema):
     items = fields.List(fields.Nested(UploadSchema), required=True)
 
 

@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from flask import Config
 from injector import inject
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal, or_, select, tuple_
 from sqlalchemy.orm import scoped_session
 from transaction import ThreadTransactionManager
 
@@ -25,10 +25,10 @@ from app import metrics
 from app.exceptions import AuthenticationFailed, Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from app.extensions import db
 from app.models import Role, Upload, UploadTag, User
-from app.models.base import new_id
+from app.models.base import ID_TYPE, UTCDateTime, new_id
 from app.services.file_rules import check_leading_bytes, content_type_for_name, sanitize_filename
 from app.services.incoming import FilePart, IncomingUpload
-from app.services.pagination import Page
+from app.services.pagination import CursorPage, decode_cursor, encode_cursor
 from app.services.principal import Principal
 from app.services.share_links import LinkSigner
 from app.storage.base import FileStore, SizeLimitExceeded, StagedFile, StorageError
@@ -186,16 +186,16 @@ class UploadService:
     def list_visible(
         self,
         principal: Principal,
-        page: int,
         per_page: int,
+        cursor: str | None = None,
         owner: str | None = None,
         content_type: str | None = None,
         q: str | None = None,
         tag: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
-    ) -> Page[Upload]:
-        """Uploads the caller may see, newest first, filtered."""
+    ) -> CursorPage[Upload]:
+        """Uploads the caller may see, newest first, filtered, one keyset page at a time."""
         query = select(Upload)
         if not principal.is_admin:
             query = query.where(or_(Upload.owner_id == principal.user_id, Upload.visibility == "public"))
@@ -214,12 +214,20 @@ class UploadService:
             query = query.where(Upload.created_at >= created_after)
         if created_before:
             query = query.where(Upload.created_at < created_before)
+        if cursor:
+            after_created_at, after_id = decode_cursor(cursor)
+            query = query.where(
+                tuple_(Upload.created_at, Upload.id)
+                < tuple_(literal(after_created_at, UTCDateTime), literal(after_id, ID_TYPE))
+            )
         with self.tm:
-            total = self.session.scalar(select(func.count()).select_from(query.subquery()))
-            items = self.session.scalars(
-                query.order_by(Upload.created_at.desc(), Upload.id.desc()).offset((page - 1) * per_page).limit(per_page)
+            # One row more than the page tells whether another page follows, without a count.
+            rows = self.session.scalars(
+                query.order_by(Upload.created_at.desc(), Upload.id.desc()).limit(per_page + 1)
             ).all()
-        return Page(items=list(items), page=page, per_page=per_page, total=total)
+        items = list(rows[:per_page])
+        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > per_page else None
+        return CursorPage(items=items, per_page=per_page, next_cursor=next_cursor)
 
     def get(self, principal: Principal, upload_id: str) -> Upload:
         with self.tm:

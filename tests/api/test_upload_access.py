@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -110,7 +112,7 @@ def test_listing_shows_own_and_public_uploads_newest_first(testapp, upload, alic
     listing = testapp.get(UPLOADS, headers=alice).json
 
     assert [item["id"] for item in listing["items"]] == [a2["id"], b2["id"], a1["id"]]
-    assert (listing["total"], listing["page"], listing["per_page"]) == (3, 1, 20)
+    assert (listing["per_page"], listing["next_cursor"]) == (20, None)
     assert b1["id"] not in {item["id"] for item in listing["items"]}
 
 
@@ -118,7 +120,7 @@ def test_admins_list_everything(testapp, upload, alice, bob, admin_headers):
     upload(alice)
     upload(bob)
 
-    assert testapp.get(UPLOADS, headers=admin_headers).json["total"] == 2
+    assert len(testapp.get(UPLOADS, headers=admin_headers).json["items"]) == 2
 
 
 def test_listing_filters(testapp, upload, alice, bob, make_user):
@@ -144,13 +146,61 @@ def test_listing_filters(testapp, upload, alice, bob, make_user):
     assert ids(created_before=created.isoformat()) == [report["id"]]
 
 
-def test_listing_paginates(testapp, upload, alice):
+def test_listing_pages_follow_the_cursor_to_the_end(testapp, upload, alice):
     created = [upload(alice, f"f{i}.png").json["id"] for i in range(5)]
 
-    page2 = testapp.get(UPLOADS, {"page": 2, "per_page": 2}, headers=alice).json
+    pages, cursor = [], None
+    while True:
+        page = testapp.get(UPLOADS, {"per_page": 2, **({"cursor": cursor} if cursor else {})}, headers=alice).json
+        pages.append([item["id"] for item in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
 
-    assert [item["id"] for item in page2["items"]] == [created[2], created[1]]
-    assert page2["total"] == 5
+    assert pages == [[created[4], created[3]], [created[2], created[1]], [created[0]]]
+
+
+def test_a_cursor_keeps_its_place_when_new_uploads_arrive(testapp, upload, alice):
+    first = [upload(alice, f"f{i}.png").json["id"] for i in range(3)]
+    page1 = testapp.get(UPLOADS, {"per_page": 2}, headers=alice).json
+
+    upload(alice, "newer.png")
+    page2 = testapp.get(UPLOADS, {"per_page": 2, "cursor": page1["next_cursor"]}, headers=alice).json
+
+    assert [item["id"] for item in page2["items"]] == [first[0]]  # no repeats, no skips
+    assert page2["next_cursor"] is None
+
+
+def test_a_cursor_with_filters_stays_within_them(testapp, upload, alice):
+    tagged = [upload(alice, f"t{i}.png", tags="keep").json["id"] for i in range(3)]
+    upload(alice, "other.png")
+
+    page1 = testapp.get(UPLOADS, {"per_page": 2, "tag": "keep"}, headers=alice).json
+    page2 = testapp.get(UPLOADS, {"per_page": 2, "tag": "keep", "cursor": page1["next_cursor"]}, headers=alice).json
+
+    assert [i["id"] for i in page1["items"] + page2["items"]] == tagged[::-1]
+
+
+def _cursor(*position) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(position)).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "garbage",
+        "x" * 201,
+        _cursor(),
+        _cursor("yesterday", "00000000-0000-0000-0000-000000000001"),
+        _cursor("2026-01-01T00:00:00", "00000000-0000-0000-0000-000000000001"),  # no time zone
+        _cursor("2026-01-01T00:00:00+00:00", "not-an-id"),
+        _cursor("2026-01-01T00:00:00+00:00", 12),
+    ],
+)
+def test_cursors_that_this_api_did_not_issue_are_422(testapp, alice, cursor):
+    response = testapp.get(UPLOADS, {"cursor": cursor}, headers=alice, status=422)
+
+    assert "cursor" in response.json["fields"]
 
 
 @pytest.mark.parametrize(

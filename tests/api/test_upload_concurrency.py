@@ -43,4 +43,4 @@ def test_parallel_uploads_of_the_same_name_all_survive_with_their_own_content(ap
         assert body["sha256"] == sha256_hex(data)
         assert client.get(f"/api/v1/uploads/{body['id']}/content", headers=uploader_headers).body == data
     listing = client.get("/api/v1/uploads", {"per_page": 100}, headers=uploader_headers).json
-    assert listing["total"] == THREADS * PER_THREAD
+    assert len(listing["items"]) == THREADS * PER_THREAD

@@ -79,7 +79,7 @@ def test_a_store_failure_at_commit_leaves_neither_row_nor_object(s3_uploader, s3
 
     assert response.json["error"] == "unavailable"
     assert "s3.invalid" not in response.text
-    assert client.get("/api/v1/uploads", headers=headers).json["total"] == 0
+    assert client.get("/api/v1/uploads", headers=headers).json["items"] == []
     assert bucket_keys(s3_client) == []
 
 
