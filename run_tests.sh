@@ -6,7 +6,7 @@
 #
 # Needs PostgreSQL and Redis running (see README). nginx comes from Debian's packages and is
 # installed here when missing and the script runs as root; otherwise the tests that need it
-# fail and say what to install.
+# fail and say what to install. So is wrk, for the benchmark's smoke run (integration-tests/).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -37,6 +37,7 @@ install_debian_package() {
     if [ -n "$added" ]; then rm -f "$policy"; fi
 }
 install_debian_package nginx nginx
+install_debian_package wrk wrk
 
 echo "==> installing pinned requirements"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/development.txt

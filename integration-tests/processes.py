@@ -87,9 +87,12 @@ class Process:
 
 
 class Gunicorn(Process):
-    """Depot under gunicorn with the repository's gunicorn.conf.py (the container's settings)."""
+    """Depot (or another WSGI app, such as the benchmark's baselines) under gunicorn with the
+    repository's gunicorn.conf.py: the container's settings."""
 
-    def __init__(self, name: str, env: dict, log_dir: Path, workers: int = 2) -> None:
+    def __init__(
+        self, name: str, env: dict, log_dir: Path, workers: int = 2, app: str = "autoapp:app", health: str = "/healthz"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         metrics_dir = log_dir / f"{name}-metrics"
@@ -101,10 +104,9 @@ class Gunicorn(Process):
             "GUNICORN_THREADS": "4",
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         }
-        super().__init__(
-            name, [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "autoapp:app"], env, log_dir / f"{name}.log"
-        )
-        wait_for_http(f"{self.url}/healthz", self.process, self.log_path, f"gunicorn {name}")
+        args = [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", app]
+        super().__init__(name, args, env, log_dir / f"{name}.log")
+        wait_for_http(f"{self.url}{health}", self.process, self.log_path, f"gunicorn {name}")
 
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
@@ -122,17 +124,21 @@ class MotoServer(Process):
         wait_for_http(f"{self.url}/moto-api/", self.process, self.log_path, "moto server")
 
 
-def find_nginx() -> str:
-    """Debian's nginx binary; if it is missing, fail and say how to install it (never skip)."""
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+def find_tool(name: str, purpose: str) -> str:
+    """A Debian-packaged program (nginx, wrk); if it is missing, fail and say how to install it
+    (never skip)."""
+    found = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}",) if os.path.exists(p)), None)
     if not found:
         pytest.fail(
-            "nginx is not installed, and the scale-out tests put it in front of the replicas. "
-            "Install it from Debian's packages: `apt-get install -y nginx` (./run_tests.sh does this "
-            "when it runs as root), or put an nginx binary on PATH.",
+            f"{name} is not installed, and {purpose}. Install it from Debian's packages: "
+            f"`apt-get install -y {name}` (./run_tests.sh does this when it runs as root), or put it on PATH.",
             pytrace=False,
         )
     return found
+
+
+def find_nginx() -> str:
+    return find_tool("nginx", "the scale-out tests put it in front of the replicas")
 
 
 def render_template(text: str, values: dict[str, str]) -> str:
