@@ -95,6 +95,30 @@ def register_injector(app: Flask) -> None:
     # asks the injector for `**values: Any` ("Injecting Any is not supported"), which breaks
     # the Swagger UI page. Templates need none of them injected: put the originals back.
     jinja_globals = dict(app.jinja_env.globals)
+    # It also wraps every before/after/teardown hook that has type hints in an injecting
+    # wrapper that inspects the hook's signature on each call, which costs more per request
+    # than the hooks themselves; none of ours takes an injected argument: unwrap them after.
+    hooks = _request_hooks(app)
     # Services needed outside views (token checks, CLI, first start) come from app.injector.
     app.injector = FlaskInjector(app=app, modules=[DepotModule()]).injector
     app.jinja_env.globals.update(jinja_globals)
+    _restore_request_hooks(app, hooks)
+
+
+_HOOK_CONTAINERS = ("before_request_funcs", "after_request_funcs", "teardown_request_funcs")
+
+
+def _request_hooks(app: Flask) -> set[int]:
+    return {id(f) for name in _HOOK_CONTAINERS for funcs in getattr(app, name).values() for f in funcs}
+
+
+def _restore_request_hooks(app: Flask, originals: set[int]) -> None:
+    """Put back the hooks that existed before Flask-Injector wrapped them (its own stay)."""
+    for name in _HOOK_CONTAINERS:
+        for funcs in getattr(app, name).values():
+            for index, hook in enumerate(funcs):
+                inner = hook
+                while id(inner) not in originals and hasattr(inner, "__wrapped__"):
+                    inner = inner.__wrapped__
+                if id(inner) in originals:
+                    funcs[index] = inner

@@ -17,16 +17,16 @@ from datetime import timedelta
 from flask import Config
 from injector import inject
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import scoped_session
 from transaction import ThreadTransactionManager
 
 from app.exceptions import AuthenticationFailed
 from app.models import ApiToken, AuthSession, User
 from app.models.base import utcnow
-from app.models.user import Role
+from app.models.user import Role, UserRole
 from app.services.passwords import PasswordHasher
-from app.services.principal import Principal
+from app.services.principal import Account, Principal
 
 SESSION_TOKEN_SALT = "depot.session-token.v1"  # noqa: S105 (a namespace, not a secret)
 API_TOKEN_PREFIX = "dpt_"  # noqa: S105 (a public prefix)
@@ -107,36 +107,28 @@ class AuthService:
         if not isinstance(session_id, str):
             return None
         with self.tm:
-            row = self.session.execute(
-                select(AuthSession, User).join(User, User.id == AuthSession.user_id).where(AuthSession.id == session_id)
-            ).first()
-        if row is None:
+            row = self.session.connection().execute(_SESSION_QUERY, {"session_id": session_id}).first()
+        if row is None or row.expires_at <= utcnow() or not row.active:
             return None
-        auth_session, user = row
-        if auth_session.expires_at <= utcnow() or not user.active:
-            return None
-        return Principal(user_id=user.id, roles=frozenset(user.roles), session_id=auth_session.id)
+        account = _account(row)
+        return Principal(user_id=account.id, roles=frozenset(account.roles), session_id=session_id, account=account)
 
     def _authenticate_api_token(self, token: str) -> Principal | None:
         now = utcnow()
         with self.tm:
-            row = self.session.execute(
-                select(ApiToken, User)
-                .join(User, User.id == ApiToken.user_id)
-                .where(ApiToken.token_hash == hash_api_token(token))
-            ).first()
+            row = self.session.connection().execute(_API_TOKEN_QUERY, {"token_hash": hash_api_token(token)}).first()
             if row is None:
                 return None
-            api_token, user = row
-            if (api_token.expires_at is not None and api_token.expires_at <= now) or not user.active:
+            if (row.expires_at is not None and row.expires_at <= now) or not row.active:
                 return None
-            if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_USED_RESOLUTION:
-                api_token.last_used_at = now
+            if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+                self.session.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
+        account = _account(row)
         # A token never grants more than its owner holds now, even after a demotion
         # (an admin holds every role in effect, so an admin's narrowed token keeps its roles).
-        owner = Principal(user_id=user.id, roles=frozenset(user.roles))
-        roles = frozenset(role for role in api_token.roles if owner.has(Role(role)))
-        return Principal(user_id=user.id, roles=roles, api_token_id=api_token.id)
+        owner = Principal(user_id=account.id, roles=frozenset(account.roles))
+        roles = frozenset(role for role in row.token_roles if owner.has(Role(role)))
+        return Principal(user_id=account.id, roles=roles, api_token_id=row.token_id, account=account)
 
     def logout(self, principal: Principal) -> None:
         """Revoke the very token this request was made with."""
@@ -151,3 +143,55 @@ class AuthService:
         with self.tm:
             self.session.execute(delete(AuthSession).where(AuthSession.user_id == principal.user_id))
             self.session.execute(delete(ApiToken).where(ApiToken.user_id == principal.user_id))
+
+
+# The caller's account and roles in one query with the credential: authentication runs on
+# every request, so it reads plain columns on the session's connection (no ORM objects,
+# one round trip).
+_ROLES = (
+    select(func.aggregate_strings(UserRole.role, ","))
+    .where(UserRole.user_id == User.id)
+    .correlate(User)
+    .scalar_subquery()
+    .label("role_list")
+)
+_ACCOUNT_COLUMNS = (
+    User.id,
+    User.email,
+    User.name,
+    User.active,
+    User.created_at,
+    User.updated_at,
+    _ROLES,
+)
+
+
+# Built once: constructing a statement costs more than running this one on an index.
+_SESSION_QUERY = (
+    select(AuthSession.expires_at, *_ACCOUNT_COLUMNS)
+    .join(User, User.id == AuthSession.user_id)
+    .where(AuthSession.id == bindparam("session_id"))
+)
+_API_TOKEN_QUERY = (
+    select(
+        ApiToken.id.label("token_id"),
+        ApiToken.roles.label("token_roles"),
+        ApiToken.expires_at,
+        ApiToken.last_used_at,
+        *_ACCOUNT_COLUMNS,
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
+def _account(row) -> Account:
+    return Account(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        roles=sorted(row.role_list.split(",")) if row.role_list else [],
+        active=row.active,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from app.exceptions import Forbidden
 from app.models.user import Role
+
+
+@dataclass(frozen=True)
+class Account:
+    """The caller's account as read while authenticating this request (GET /users/me shows it)."""
+
+    id: str
+    email: str
+    name: str
+    roles: list[str]
+    active: bool
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -16,6 +30,8 @@ class Principal:
     roles: frozenset[str]
     session_id: str | None = None
     api_token_id: str | None = None
+    # The account the credential belongs to, read in the same query as the credential.
+    account: Account | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_admin(self) -> bool:

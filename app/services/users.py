@@ -21,7 +21,7 @@ from app.models import AuthSession, Role, User, UserRole
 from app.services.auth import normalize_email
 from app.services.pagination import Page
 from app.services.passwords import PasswordHasher
-from app.services.principal import Principal
+from app.services.principal import Account, Principal
 from app.services.uploads import UploadService
 
 
@@ -51,7 +51,10 @@ class UserService:
             raise RegistrationClosed()
         return self.create_account(email, password, name, [Role.USER.value])
 
-    def get_profile(self, principal: Principal) -> User:
+    def get_profile(self, principal: Principal) -> User | Account:
+        """The caller's account: as read with their credential this very request, when it was."""
+        if principal.account is not None:
+            return principal.account
         with self.tm:
             return self._get(principal.user_id)
 
