@@ -103,6 +103,30 @@ def register_injector(app: Flask) -> None:
     app.injector = FlaskInjector(app=app, modules=[DepotModule()]).injector
     app.jinja_env.globals.update(jinja_globals)
     _restore_request_hooks(app, hooks)
+    _share_view_instances(app)
+
+
+def _share_view_instances(app: Flask) -> None:
+    """Flask-Injector builds a new resource, with injection, for every request; resources
+    that declare `shared_instance = True` (ours) are built once, on first use, instead."""
+    for endpoint, view in list(app.view_functions.items()):
+        view_class = getattr(view, "view_class", None)
+        if view_class is not None and getattr(view_class, "shared_instance", False):
+            app.view_functions[endpoint] = _shared_instance_view(view_class, app)
+
+
+def _shared_instance_view(view_class, app: Flask):
+    instance = None
+
+    def view(*args, **kwargs):
+        nonlocal instance
+        if instance is None:  # a race builds two equal instances; either serves
+            instance = app.injector.create_object(view_class)
+        return instance.dispatch_request(*args, **kwargs)
+
+    view.view_class = view_class
+    view.__name__ = view_class.__name__
+    return view
 
 
 _HOOK_CONTAINERS = ("before_request_funcs", "after_request_funcs", "teardown_request_funcs")

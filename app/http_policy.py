@@ -4,6 +4,7 @@
   trusted for that many hops, so rate limits key on the real client and HTTPS is seen as such.
 - CORS is answered only for origins listed in CORS_ORIGINS. Depot's credentials are bearer
   tokens, never cookies, so credentialed CORS is never enabled, and "*" stays safe.
+- No cookie sessions: the bearer token is the only credential.
 - Every response carries headers that stop sniffing, framing and referrer leaks; API answers
   are never cached, and only the Swagger UI page may run its own scripts.
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 from flask import Flask, Response, request
+from flask.sessions import SessionInterface
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -49,17 +51,23 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 
 def _security_headers(response: Response) -> Response:
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    # One pass over the headers already set (a download sets its own CSP and caching).
+    present = {name.lower() for name, _value in response.headers}
     docs_page = request.blueprint == "flask-apispec"
-    headers.setdefault("Content-Security-Policy", DOCS_CSP if docs_page else API_CSP)
+    wanted = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Content-Security-Policy", DOCS_CSP if docs_page else API_CSP),
+    ]
     if not docs_page:
-        headers.setdefault("Cache-Control", "no-store")
+        wanted.append(("Cache-Control", "no-store"))
     if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", HSTS)
+        wanted.append(("Strict-Transport-Security", HSTS))
+    for name, value in wanted:
+        if name.lower() not in present:
+            response.headers.add(name, value)
     return response
 
 
@@ -71,7 +79,19 @@ def _vary_on_origin(response: Response) -> Response:
     return response
 
 
+class NoCookieSessions(SessionInterface):
+    """Depot's credentials are bearer tokens: it never reads or sets a session cookie (and
+    so skips Flask's per-request cookie-session setup)."""
+
+    def open_session(self, app, request):
+        return self.make_null_session(app)
+
+    def save_session(self, app, session, response) -> None:
+        pass
+
+
 def register_http_policy(app: Flask) -> None:
+    app.session_interface = NoCookieSessions()
     hops = int(app.config["PROXY_COUNT"])
     if hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)

@@ -146,3 +146,14 @@ def test_without_a_trusted_proxy_a_forged_forwarded_for_changes_nothing(app_fact
 
     assert login_attempts(client, "203.0.113.1", 2) == [401, 401]
     assert login_attempts(client, "203.0.113.2", 1) == [429]
+
+
+def test_no_cookie_is_ever_set_or_read(uploader_on):
+    client, headers = uploader_on()
+
+    responses = [
+        client.get("/api/v1/users/me", headers={**headers, "Cookie": "session=forged"}),
+        client.post_json("/api/v1/auth/token", {"email": "x@example.com", "password": "wrong password"}, status=401),
+    ]
+
+    assert all("Set-Cookie" not in response.headers for response in responses)

@@ -24,6 +24,11 @@ def credential_rate_limit(view):
 class PublicResource(MethodResource):
     """A resource anyone may call."""
 
+    # Resources hold nothing but their (singleton) services, so one instance per app serves
+    # every request (see app.register_injector). Not Flask's `init_every_request`: Flask
+    # would build that instance in as_view, before the injector exists.
+    shared_instance = True
+
 
 @doc(security=[{"bearerAuth": []}])
 class AuthenticatedResource(MethodResource):
@@ -32,6 +37,8 @@ class AuthenticatedResource(MethodResource):
     The check wraps dispatch rather than using the `decorators` class attribute, because
     Flask-Injector cannot rebuild a class-based view whose `as_view` result was decorated.
     """
+
+    shared_instance = True  # as for PublicResource
 
     def dispatch_request(self, *args, **kwargs):
         return login_required(super().dispatch_request)(*args, **kwargs)
