@@ -74,7 +74,9 @@ def wrk(url: str, connections: int, seconds: float, headers: tuple[str, ...] = (
     command += ["-s", str(script)] if script else []
     done = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60, check=True)
     out = done.stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s*(50|99)(?:\.0+)?%\s+([\d.]+(?:us|ms|s|m))\s*$", out, re.MULTILINE))
+    if set(percentiles) != {"50", "99"}:
+        raise RuntimeError(f"unexpected wrk output for {url}:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return WrkResult(

@@ -35,6 +35,8 @@ def _contenders(results: Results, scenario: str) -> list[str]:
 
 def _table(results: Results, scenario: str, param_label, param_format=str) -> list[str]:
     contenders = _contenders(results, scenario)
+    if not contenders:
+        return ["(not measured in this run)"]
     lines = [f"| {param_label} | " + " | ".join(contenders) + " |", "|---" * (len(contenders) + 1) + "|"]
     for param in _params(results, scenario):
         cells = [_cell(results, scenario, c, param) for c in contenders]
@@ -51,7 +53,7 @@ def targets(results: Results, large_sizes: list[int]) -> list[tuple[str, str, st
     """(target, measured, needed, met) for every target of the issue that this run measured."""
     rows = []
     m = results.median
-    for size in large_sizes:
+    for size in large_sizes if ("upload", "depot multipart", str(large_sizes[0])) in results.samples else []:
         depot, naive = m("upload", "depot multipart", size), m("upload", "naive multipart", size)
         raw_put, ceiling = m("upload", "depot raw PUT", size), m("upload", "raw-body ceiling", size)
         label = _size(str(size))
