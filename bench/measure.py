@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import threading
@@ -149,5 +150,8 @@ def upload_id(transfer: Transfer) -> str:
 
 
 def settle() -> None:
-    """A short pause between measurements, so one run's tail does not overlap the next."""
+    """Between measurements: flush every dirty page to disk (the baselines never fsync, so
+    their data would otherwise be written back during the next contender's turn), then pause
+    so one run's tail does not overlap the next."""
+    os.sync()
     time.sleep(0.2)

@@ -1,0 +1,77 @@
+"""Hashing and writing a staged file on a second thread while the request thread receives.
+
+hashlib and file writes release the GIL on large buffers, so a request thread reading the
+socket and a writer thread hashing and writing run at the same time on two cores: a large
+upload takes about as long as the slower of the two, not their sum. Until THRESHOLD bytes
+have arrived everything happens inline, so small files never pay for a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+from collections.abc import Callable
+
+THRESHOLD = 1024 * 1024
+# Chunks in flight at most (the request's chunks are up to 1 MiB): memory stays bounded.
+QUEUE_DEPTH = 8
+_DONE = object()
+
+
+class HashingWriter:
+    """SHA-256 and write every chunk, in order, with `write_chunk`; errors surface to the caller."""
+
+    def __init__(self, write_chunk: Callable[[bytes], None]) -> None:
+        self._write_chunk = write_chunk
+        self._digest = hashlib.sha256()
+        self._inline_bytes = 0
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def write(self, chunk: bytes) -> None:
+        if self._queue is None:
+            self._digest.update(chunk)
+            self._write_chunk(chunk)
+            self._inline_bytes += len(chunk)
+            if self._inline_bytes >= THRESHOLD:
+                self._start()
+            return
+        self._raise_if_failed()
+        self._queue.put(chunk)
+
+    def finish(self) -> str:
+        """Wait until every chunk is written; the hex SHA-256 of them all."""
+        self._stop()
+        self._raise_if_failed()
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        """Stop the writer thread (after an error elsewhere); idempotent."""
+        self._stop()
+
+    def _start(self) -> None:
+        self._queue = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._thread = threading.Thread(target=self._run, name="depot-staging-writer", daemon=True)
+        self._thread.start()
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_DONE)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not _DONE:
+            if self._error is not None:
+                continue  # drain: the caller learns of the error on its next call
+            try:
+                self._digest.update(chunk)
+                self._write_chunk(chunk)
+            except BaseException as error:  # noqa: BLE001 (handed to the request thread)
+                self._error = error
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
