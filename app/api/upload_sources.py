@@ -23,7 +23,11 @@ from app.exceptions import Invalid, Malformed, Unsupported
 from app.services.incoming import FilePart, ReceivedUpload
 from app.storage.base import StagedFile
 
-CHUNK_BYTES = 256 * 1024  # Werkzeug's decoder is fastest around this size (measured)
+# Werkzeug's decoder is fastest fed about 128 KiB at a time (2.3 GB/s here, measured; 659 MB/s
+# at 256 KiB, where its buffer handling starts to copy), while the server is fastest read
+# in large blocks: read READ_BYTES, feed it in CHUNK_BYTES views.
+CHUNK_BYTES = 128 * 1024
+READ_BYTES = 8 * CHUNK_BYTES
 MAX_FIELD_BYTES = 8 * 1024
 MAX_PARTS = 24
 # A part's headers are small; a decoder buffer far beyond one chunk means they never end.
@@ -149,7 +153,7 @@ class MultipartUpload:
 
     def _events(self) -> Iterator[Field | File | Data]:
         decoder = MultipartDecoder(self.boundary)
-        stream = self.request.stream
+        pieces = self._pieces()
         finished = False
         while True:
             try:
@@ -159,7 +163,7 @@ class MultipartUpload:
             if isinstance(event, NeedData):
                 if finished:
                     raise Malformed("The multipart body is truncated (its closing boundary never came).")
-                chunk = _read(stream, CHUNK_BYTES)
+                chunk = next(pieces)
                 finished = not chunk
                 decoder.receive_data(chunk or None)
                 if len(decoder.buffer) > MAX_DECODER_BUFFER:
@@ -170,6 +174,21 @@ class MultipartUpload:
             if isinstance(event, Preamble):
                 continue  # text before the first boundary carries nothing
             yield event
+
+    def _pieces(self) -> Iterator[bytes | memoryview]:
+        """The body in CHUNK_BYTES views, read READ_BYTES at a time, then b"" at its end.
+
+        Large reads keep the server's per-read cost low (gunicorn copies its whole read-ahead
+        buffer on every read); small pieces keep the decoder fast. The decoder copies what
+        it keeps, so views of the block are safe.
+        """
+        stream = self.request.stream
+        while block := _read(stream, READ_BYTES):
+            view = memoryview(block)
+            for start in range(0, len(block), CHUNK_BYTES):
+                yield view[start : start + CHUNK_BYTES]
+        while True:
+            yield b""
 
     @staticmethod
     def _data(events: Iterator) -> Iterator[bytes]:
