@@ -40,6 +40,9 @@ graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # Addresses whose X-Forwarded-Proto is believed (the proxy); Depot's PROXY_COUNT does the rest.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's largest request line: long (still bounded) query strings reach Depot, which
+# answers with its JSON 422 instead of gunicorn's HTML 414.
+limit_request_line = 8190
 accesslog = "-"
 errorlog = "-"
 # Depot needs no runtime control socket, and replicas on one host would share its path.

@@ -41,7 +41,7 @@ def _admin_connection() -> psycopg.Connection:
         )
 
 
-def _temporary_database():
+def temporary_database():
     """Create a uniquely named PostgreSQL database, yield its SQLAlchemy URL, then drop it."""
     name = f"depot_it_{uuid.uuid4().hex[:12]}"
     with _admin_connection() as conn:
@@ -58,13 +58,13 @@ def _temporary_database():
 @pytest.fixture(scope="session")
 def database_url():
     """A fresh PostgreSQL database shared by the gunicorn server of this run, dropped at the end."""
-    yield from _temporary_database()
+    yield from temporary_database()
 
 
 @pytest.fixture
 def fresh_database_url():
     """An empty PostgreSQL database for one test, dropped after it."""
-    yield from _temporary_database()
+    yield from temporary_database()
 
 
 @pytest.fixture(scope="session")
@@ -206,7 +206,7 @@ def topology(tmp_path_factory):
     redis_client = _redis_or_fail()
     logs = tmp_path_factory.mktemp("topology")
     started: list = []
-    databases = _temporary_database()
+    databases = temporary_database()
     database_url = next(databases)
     prefix = f"depot-it-{uuid.uuid4().hex[:12]}"
     try:

@@ -202,6 +202,14 @@ def test_the_proxy_refuses_a_body_over_the_limit_with_a_json_413(topology):
     }
 
 
+def test_the_proxy_answers_a_url_too_long_for_it_with_json(topology):
+    response = requests.get(f"{topology.proxy.url}/api/v1/uploads?q={'x' * 20000}", timeout=10)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+    assert "too long" in response.json()["message"]
+
+
 def test_the_proxy_answers_a_json_503_when_no_replica_answers(tmp_path):
     proxy = Nginx([f"127.0.0.1:{free_port()}"], TOPOLOGY_MAX_UPLOAD, tmp_path)
     try:

@@ -94,7 +94,11 @@ class UploadDetail(_UploadResource):
         return no_content()
 
 
-@doc(tags=["uploads"], produces=["application/octet-stream"])
+# A file is sent with its own type (image/png, ...); errors are JSON.
+DOWNLOAD_TYPES = ["*/*", "application/json"]
+
+
+@doc(tags=["uploads"], produces=DOWNLOAD_TYPES)
 class UploadContent(_UploadResource):
     @marshal_with(None, code=200)
     def get(self, upload_id: UUID):
@@ -117,7 +121,7 @@ class UploadLinks(_UploadResource):
         return no_content()
 
 
-@doc(tags=["uploads"], produces=["application/octet-stream"])
+@doc(tags=["uploads"], produces=DOWNLOAD_TYPES)
 class SharedContent(PublicResource):
     @inject
     def __init__(self, uploads: UploadService) -> None:

@@ -61,6 +61,16 @@ def email_field(**kwargs) -> fields.Email:
     )
 
 
+class StrictBoolean(fields.Boolean):
+    """true or false only: marshmallow's Boolean also takes 0, 1, "yes", "off"... which the
+    OpenAPI document (type boolean) says are invalid."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class PerPageQuery(Schema):
     """`per_page` defaults to 20 and is capped at 100."""
 

@@ -9,6 +9,7 @@ from app.schemas.common import (
     InputSchema,
     PageQuery,
     PageSchema,
+    StrictBoolean,
     email_field,
     no_nul,
     password_field,
@@ -71,7 +72,7 @@ class AdminUserUpdateSchema(InputSchema):
 
     name = person_name()
     roles = roles_field()
-    active = fields.Boolean()
+    active = StrictBoolean()
 
 
 class UserQuerySchema(PageQuery):

@@ -1,0 +1,98 @@
+"""Property-based fuzzing of Depot's own OpenAPI document with schemathesis, over real HTTP
+against gunicorn on PostgreSQL, as an admin, an uploader and a plain user: no 5xx, and no
+response that breaks the documented schema, status codes or content types.
+
+This is the bounded run of ./run_tests.sh (a fixed seed, so a failure reproduces); the
+longer run is `python -m robustness` (see docs/robustness.md). Settings and the two
+documented check adjustments are in integration-tests/schemathesis.toml. Logout routes are
+left out: they would revoke the very token the run authenticates with.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+
+import pytest
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, run_flask, temporary_database
+from processes import BIN, ROOT, Gunicorn
+
+CONFIG = ROOT / "integration-tests" / "schemathesis.toml"
+MAX_EXAMPLES = int(os.environ.get("DEPOT_FUZZ_EXAMPLES", "15"))
+SEED = os.environ.get("DEPOT_FUZZ_SEED", "20261121")
+
+
+def fuzz(base_url: str, token: str, max_examples: int = MAX_EXAMPLES, seed: str | None = SEED):
+    """Run schemathesis once; (exit code, output, number of generated test cases)."""
+    command = [
+        str(BIN / "st"),
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{base_url}/api/v1/openapi.json",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--max-examples",
+        str(max_examples),
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "unsupported_method,allow_header_conformance",
+        "--exclude-path-regex",
+        "/auth/logout",
+        "--workers",
+        "2",
+        "--no-shrink",
+    ]
+    if seed:
+        command += ["--seed", seed]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=1800, env={**os.environ, "NO_COLOR": "1"}
+    )
+    generated = re.search(r"(\d+) generated", done.stdout)
+    return done.returncode, done.stdout, int(generated.group(1)) if generated else 0
+
+
+def fresh_token(server: str, admin: Api, role: str) -> str:
+    """A session token of a new account with `role` (and one upload, if it may upload).
+
+    Each run gets its own account, so an admin run that deactivates or deletes users cannot
+    pull the credentials out from under the next run."""
+    email = f"fuzz-{role}-{uuid.uuid4().hex[:8]}@example.com"
+    account = {"email": email, "password": "fuzzing password", "name": "Fuzz", "roles": [role]}
+    assert admin.post("/api/v1/users", json=account).status_code == 201
+    client = Api(server).login(email, "fuzzing password")
+    if role in ("admin", "uploader"):
+        assert client.post("/api/v1/uploads", files={"file": ("seed.txt", b"seed file\n")}).status_code == 201
+    return client.token
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(server_env, tmp_path_factory):
+    """A Depot of its own (database, files, gunicorn): an admin's fuzzing may deactivate or
+    delete any account it finds, which must not touch the other tests' server."""
+    databases = temporary_database()
+    env = {**server_env, "DATABASE_URL": next(databases), "DATA_DIR": str(tmp_path_factory.mktemp("fuzz-data"))}
+    for args, stdin in (
+        (("db", "upgrade"), None),
+        (("users", "create-admin", ADMIN_EMAIL, "--password-stdin"), ADMIN_PASSWORD),
+    ):
+        done = run_flask(env, *args, stdin=stdin)
+        assert done.returncode == 0, done.stdout + done.stderr
+    replica = Gunicorn("fuzz", env, tmp_path_factory.mktemp("fuzz-logs"))
+    try:
+        yield replica.url
+    finally:
+        replica.stop()
+        next(databases, None)  # drops the database
+
+
+@pytest.mark.parametrize("role", ["admin", "uploader", "user"])
+def test_the_api_keeps_its_documented_contract_under_fuzzing(fuzz_server, role):
+    admin = Api(fuzz_server).login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    code, output, generated = fuzz(fuzz_server, fresh_token(fuzz_server, admin, role))
+
+    assert generated > 0, output[-3000:]
+    assert code == 0, output[-8000:]
