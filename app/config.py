@@ -183,7 +183,7 @@ class TestingConfig(Config):
         self.SECRET_KEY = self.SECRET_KEY or "testing-secret-key"
         self.SQLALCHEMY_DATABASE_URI = self.SQLALCHEMY_DATABASE_URI or "sqlite://"
         # A low scrypt cost keeps the suite fast; the algorithm and code path are production's.
-        self.PASSWORD_HASH_METHOD = "scrypt:1024:8:1"  # noqa: S105 (a method name, not a secret)
+        self.PASSWORD_HASH_METHOD = _Env(environ or {}).str("PASSWORD_HASH_METHOD", "scrypt:1024:8:1")
         self.ALLOW_REGISTRATION = _Env(environ or {}).bool("ALLOW_REGISTRATION", True)
         self.RATELIMIT_ENABLED = _Env(environ or {}).bool("RATELIMIT_ENABLED", False)
 
