@@ -2,8 +2,9 @@
 against gunicorn on PostgreSQL, as an admin, an uploader and a plain user: no 5xx, and no
 response that breaks the documented schema, status codes or content types.
 
-This is the bounded run of ./run_tests.sh (a fixed seed, so a failure reproduces); the
-longer run is `python -m robustness` (see docs/robustness.md). Settings and the two
+This is the bounded run of ./run_tests.sh (a fixed seed, so a failure reproduces). A longer
+run, with more cases and a random seed, is the same test with two variables (README):
+`DEPOT_FUZZ_EXAMPLES=200 DEPOT_FUZZ_SEED= ./run_tests.sh integration-tests/test_fuzz_api.py`. Settings and the two
 documented check adjustments are in integration-tests/schemathesis.toml. Logout routes are
 left out: they would revoke the very token the run authenticates with.
 """

@@ -1,6 +1,6 @@
 """Hostile input, case by case: each gets its exact status and Depot's JSON error (or, where
 the input is made safe rather than refused, the safe result), and nothing refused leaves a
-row or a file behind. docs/robustness.md counts these cases (`python -m robustness`)."""
+row or a file behind."""
 
 from __future__ import annotations
 
