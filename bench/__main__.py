@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench import report, scenarios
-from bench.servers import baselines, depot, postgres_database, static_nginx
+from bench.servers import baselines, depot, static_nginx, temporary_database
 
 FULL = {
     "sizes": [1 * scenarios.MIB, 16 * scenarios.MIB, 256 * scenarios.MIB, 1024 * scenarios.MIB],
@@ -83,7 +83,7 @@ def run(plan: dict, runs: int, out: Path, command: str, only: set[str]) -> tuple
             )
 
             def small_uploads():
-                with postgres_database() as database_url, depot(work, "depot-pg", database_url) as app_pg:
+                with temporary_database("depot_bench") as database_url, depot(work, "depot-pg", database_url) as app_pg:
                     contenders = {
                         "depot (SQLite)": (f"{app.url}/api/v1/uploads", app.token),
                         "depot (PostgreSQL)": (f"{app_pg.url}/api/v1/uploads", app_pg.token),

@@ -44,6 +44,18 @@ def _table(results: Results, scenario: str, param_label, param_format=str) -> li
     return lines
 
 
+def _rate_and_latency(results: Results, rate_label: str, rate_scenario: str, latency_prefix: str) -> list[str]:
+    """Three tables by connections: the rate, then p50 and p99 latency."""
+    lines = []
+    for label, scenario in (
+        (rate_label, rate_scenario),
+        ("p50 latency (ms)", f"{latency_prefix} p50"),
+        ("p99 latency (ms)", f"{latency_prefix} p99"),
+    ):
+        lines += [f"{label}:", "", *_table(results, scenario, "connections"), ""]
+    return lines
+
+
 def _size(param: str) -> str:
     size = int(param)
     return f"{size // 1024**3} GiB" if size >= 1024**3 else f"{size // MIB} MiB"
@@ -205,34 +217,12 @@ def write(results: Results, out: Path, command: str, runs: int, large_sizes: lis
         "",
         "## Small requests (8 connections unless stated)",
         "",
-        "Requests/s:",
-        "",
-        *_table(results, "small rps", "connections"),
-        "",
-        "p50 latency (ms):",
-        "",
-        *_table(results, "small p50", "connections"),
-        "",
-        "p99 latency (ms):",
-        "",
-        *_table(results, "small p99", "connections"),
-        "",
+        *_rate_and_latency(results, "Requests/s", "small rps", "small"),
         "![Latency and throughput of small requests](plots/latency.png)",
         "",
         "## Small uploads: 4 KiB multipart, 8 connections",
         "",
-        "Uploads/s:",
-        "",
-        *_table(results, "small uploads/s", "connections"),
-        "",
-        "p50 latency (ms):",
-        "",
-        *_table(results, "small uploads p50", "connections"),
-        "",
-        "p99 latency (ms):",
-        "",
-        *_table(results, "small uploads p99", "connections"),
-        "",
+        *_rate_and_latency(results, "Uploads/s", "small uploads/s", "small uploads"),
         "## Listing growth: p50 of `GET /api/v1/uploads?per_page=20` (ms), by rows in the table",
         "",
         *_table(results, "listing p50", "rows", lambda p: f"{int(p):,}"),

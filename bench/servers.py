@@ -15,23 +15,27 @@ import os
 import secrets
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import requests
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "integration-tests"))
 
-from processes import BIN, Gunicorn, Process, find_tool, free_port, wait_for_http  # noqa: E402
+from processes import (  # noqa: E402
+    BIN,
+    Gunicorn,
+    Process,
+    find_tool,
+    free_port,
+    temporary_database,  # noqa: E402, F401 (bench.__main__ uses it from here)
+    wait_for_http,
+)
 
 ADMIN_EMAIL = "bench@example.com"
 ADMIN_PASSWORD = "benchmark admin password"
-PG_ADMIN_URL = os.environ.get("DEPOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 # Identical for Depot and the baselines: the comparison is of the code, not the settings.
 GUNICORN_SETTINGS = {"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4"}
 
@@ -140,18 +144,3 @@ def static_nginx(folder: Path, work: Path) -> Iterator[StaticNginx]:
         yield server
     finally:
         server.stop()
-
-
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A throwaway PostgreSQL database for Depot (dropped afterwards)."""
-    name = f"depot_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
-    user, host, port = params.get("user", "postgres"), params.get("host", "127.0.0.1"), params.get("port", 5432)
-    try:
-        yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -8,63 +8,46 @@ if it does not answer, the run fails and says how to provide it, rather than ski
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-import psycopg
 import pytest
-import redis
 import requests
-from processes import BIN, ROOT, FaultRelay, Gunicorn, MotoServer, Nginx, find_nginx, wait_until
-from psycopg import sql
+from processes import (
+    BIN,
+    ROOT,
+    FaultRelay,
+    Gunicorn,
+    MotoServer,
+    Nginx,
+    find_nginx,
+    temporary_database,
+    wait_until,
+)
 
 from app.storage.s3 import make_client
+from tests.helpers import REDIS_URL, redis_key_prefix
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "integration admin password"
-ADMIN_URL = os.environ.get("DEPOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _admin_connection() -> psycopg.Connection:
-    try:
-        return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {ADMIN_URL} ({error.__class__.__name__}). The integration tests need "
-            "a real server: on Debian, `apt-get install postgresql` and start it with "
-            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or point DEPOT_TEST_PG "
-            "at a server where this user may create databases.",
-            pytrace=False,
-        )
-
-
-def temporary_database():
-    """Create a uniquely named PostgreSQL database, yield its SQLAlchemy URL, then drop it."""
-    name = f"depot_it_{uuid.uuid4().hex[:12]}"
-    with _admin_connection() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
-    user, host, port = params.get("user", "postgres"), params.get("host", "127.0.0.1"), params.get("port", 5432)
-    try:
-        yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
-    finally:
-        with _admin_connection() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
 def database_url():
     """A fresh PostgreSQL database shared by the gunicorn server of this run, dropped at the end."""
-    yield from temporary_database()
+    with temporary_database() as url:
+        yield url
 
 
 @pytest.fixture
 def fresh_database_url():
     """An empty PostgreSQL database for one test, dropped after it."""
-    yield from temporary_database()
+    with temporary_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +72,18 @@ def run_flask(env: dict, *args: str, stdin: str | None = None) -> subprocess.Com
     )
 
 
+def prepare_depot(env: dict, storage: bool = False) -> None:
+    """What an operator does before the first start: migrate, prepare the store (the S3
+    bucket, when `storage`), and create the admin (ADMIN_EMAIL)."""
+    steps = [(("db", "upgrade"), None)]
+    if storage:
+        steps.append((("storage", "init"), None))
+    steps.append((("users", "create-admin", ADMIN_EMAIL, "--password-stdin"), ADMIN_PASSWORD))
+    for args, stdin in steps:
+        done = run_flask(env, *args, stdin=stdin)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.fixture(scope="session")
 def flask_cli(server_env):
     """Runs a `flask` command against the server's database and files: flask_cli("storage", "check")."""
@@ -97,15 +92,17 @@ def flask_cli(server_env):
 
 
 @pytest.fixture(scope="session")
-def server(server_env, flask_cli, tmp_path_factory):
+def server(server_env, tmp_path_factory):
     """Base URL of Depot under gunicorn (2 workers, gunicorn.conf.py), migrated and with an admin."""
-    for args, stdin in (
-        (("db", "upgrade"), None),
-        (("users", "create-admin", ADMIN_EMAIL, "--password-stdin"), ADMIN_PASSWORD),
-    ):
-        done = flask_cli(*args, stdin=stdin)
-        assert done.returncode == 0, done.stdout + done.stderr
-    replica = Gunicorn("server", server_env, tmp_path_factory.mktemp("gunicorn"))
+    with running_depot(server_env, "server", tmp_path_factory.mktemp("gunicorn")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_depot(env: dict, name: str, log_dir) -> Iterator[str]:
+    """Depot prepared as an operator would (prepare_depot), under gunicorn: its base URL."""
+    prepare_depot(env)
+    replica = Gunicorn(name, env, log_dir)
     try:
         yield replica.url
     finally:
@@ -149,25 +146,10 @@ def admin_api(api) -> Api:
 
 # --- the scale-out topology: nginx -> 2 replicas -> PostgreSQL, Redis, S3 ----------------
 
-REDIS_URL = os.environ.get("DEPOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TOPOLOGY_BUCKET = "depot-it"
 # Small enough to test the proxy's limit cheaply, large enough for multipart S3 uploads.
 TOPOLOGY_MAX_UPLOAD = 64 * 1024 * 1024
 TOPOLOGY_RATE_LIMIT = 20
-
-
-def _redis_or_fail() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        pytest.fail(
-            f"Redis is not reachable at {REDIS_URL} ({error.__class__.__name__}). The scale-out tests share rate "
-            "limits through it: on Debian, `apt-get install redis-server` and start it with "
-            "`redis-server --daemonize yes`, or set DEPOT_TEST_REDIS.",
-            pytrace=False,
-        )
-    return client
 
 
 @dataclass
@@ -203,12 +185,11 @@ def topology(tmp_path_factory):
     of two gunicorn replicas on one PostgreSQL database, Redis rate limits and an S3 server
     (moto) reached through a relay that can fail. Migrated, bucket created, with an admin."""
     find_nginx()  # fail early, with the install hint, if nginx is missing
-    redis_client = _redis_or_fail()
     logs = tmp_path_factory.mktemp("topology")
     started: list = []
-    databases = temporary_database()
-    database_url = next(databases)
-    prefix = f"depot-it-{uuid.uuid4().hex[:12]}"
+    cleanup = contextlib.ExitStack()
+    database_url = cleanup.enter_context(temporary_database())
+    prefix = cleanup.enter_context(redis_key_prefix("depot-it"))  # Redis checked, keys removed after
     try:
         moto = MotoServer(logs)
         started.append(moto)
@@ -236,13 +217,7 @@ def topology(tmp_path_factory):
             "LOG_FORMAT": "json",
         }
         topology = Topology(proxy=None, replicas=[], relay=relay, s3=None, env=env)  # type: ignore[arg-type]
-        for args, stdin in (
-            (("db", "upgrade"), None),
-            (("storage", "init"), None),
-            (("users", "create-admin", ADMIN_EMAIL, "--password-stdin"), ADMIN_PASSWORD),
-        ):
-            done = topology.flask(*args, stdin=stdin)
-            assert done.returncode == 0, done.stdout + done.stderr
+        prepare_depot(env, storage=True)
         for name in ("replica-a", "replica-b"):
             replica = Gunicorn(name, env, logs)
             started.append(replica)
@@ -260,8 +235,4 @@ def topology(tmp_path_factory):
     finally:
         for process in reversed(started):
             (process.close if isinstance(process, FaultRelay) else process.stop)()
-        keys = list(redis_client.scan_iter(f"*{prefix}*"))
-        if keys:
-            redis_client.delete(*keys)
-        redis_client.close()
-        next(databases, None)  # drops the database
+        cleanup.close()  # removes the Redis keys, then drops the database

@@ -3,12 +3,14 @@
 - `Gunicorn`: a Depot replica, run with the production gunicorn.conf.py;
 - `MotoServer`: an S3-compatible server (moto in server mode) standing in for MinIO;
 - `Nginx`: Debian's nginx running the very template docker compose gives the proxy;
+- `temporary_database`: a PostgreSQL database of its own, dropped afterwards;
 - `FaultRelay`: a TCP relay between the replicas and S3 that can drop every connection
   on demand, which is how a network or object-store outage is caused for real.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,10 +20,14 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
+from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -29,6 +35,37 @@ NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "depot.conf.template"
 # nginx's body limit is Depot's MAX_UPLOAD_BYTES plus this much for the multipart envelope
 # (docker-compose.yml adds the same).
 NGINX_BODY_SLACK = 1024 * 1024
+
+
+PG_ADMIN_URL = os.environ.get("DEPOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_admin_connection() -> psycopg.Connection:
+    try:
+        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({error.__class__.__name__}). The integration tests "
+            "need a real server: on Debian, `apt-get install postgresql` and start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or point DEPOT_TEST_PG "
+            "at a server where this user may create databases.",
+            pytrace=False,
+        )
+
+
+@contextlib.contextmanager
+def temporary_database(prefix: str = "depot_it") -> Iterator[str]:
+    """A uniquely named PostgreSQL database: yields its SQLAlchemy URL, then drops it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with _pg_admin_connection() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+    user, host, port = params.get("user", "postgres"), params.get("host", "127.0.0.1"), params.get("port", 5432)
+    try:
+        yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
+    finally:
+        with _pg_admin_connection() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def free_port() -> int:

@@ -17,8 +17,8 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, run_flask, temporary_database
-from processes import BIN, ROOT, Gunicorn
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, running_depot
+from processes import BIN, ROOT, temporary_database
 
 CONFIG = ROOT / "integration-tests" / "schemathesis.toml"
 MAX_EXAMPLES = int(os.environ.get("DEPOT_FUZZ_EXAMPLES", "15"))
@@ -74,23 +74,15 @@ def fresh_token(server: str, admin: Api, role: str) -> str:
 def fuzz_server(server_env, tmp_path_factory):
     """A Depot of its own (database, files, gunicorn): an admin's fuzzing may deactivate or
     delete any account it finds, which must not touch the other tests' server."""
-    databases = temporary_database()
-    env = {**server_env, "DATABASE_URL": next(databases), "DATA_DIR": str(tmp_path_factory.mktemp("fuzz-data"))}
-    for args, stdin in (
-        (("db", "upgrade"), None),
-        (("users", "create-admin", ADMIN_EMAIL, "--password-stdin"), ADMIN_PASSWORD),
-    ):
-        done = run_flask(env, *args, stdin=stdin)
-        assert done.returncode == 0, done.stdout + done.stderr
-    replica = Gunicorn("fuzz", env, tmp_path_factory.mktemp("fuzz-logs"))
-    try:
-        yield replica.url
-    finally:
-        replica.stop()
-        next(databases, None)  # drops the database
+    with temporary_database() as database_url:
+        env = {**server_env, "DATABASE_URL": database_url, "DATA_DIR": str(tmp_path_factory.mktemp("fuzz-data"))}
+        with running_depot(env, "fuzz", tmp_path_factory.mktemp("fuzz-logs")) as url:
+            yield url
 
 
-@pytest.mark.parametrize("role", ["admin", "uploader", "user"])
+# The admin runs last: it may deactivate or delete any account it finds, the bootstrap
+# admin included, which the earlier runs need to create their accounts.
+@pytest.mark.parametrize("role", ["user", "uploader", "admin"])
 def test_the_api_keeps_its_documented_contract_under_fuzzing(fuzz_server, role):
     admin = Api(fuzz_server).login(ADMIN_EMAIL, ADMIN_PASSWORD)
     code, output, generated = fuzz(fuzz_server, fresh_token(fuzz_server, admin, role))

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+
 PASSWORD = "correct horse battery"
 # The bucket the `s3_client` fixture creates in moto's in-process S3.
 S3_BUCKET = "depot-test"
@@ -56,3 +61,33 @@ def sha256_hex(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+# The real Redis the rate-limit tests count in.
+REDIS_URL = os.environ.get("DEPOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@contextlib.contextmanager
+def redis_key_prefix(name: str) -> Iterator[str]:
+    """A fresh key prefix in the Redis at REDIS_URL; its keys are deleted afterwards. Fails,
+    never skips, with what to install when Redis does not answer."""
+    import pytest
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_URL} ({error.__class__.__name__}). Install and start it "
+            "(Debian: `apt-get install redis-server`, then `redis-server --daemonize yes`) or set DEPOT_TEST_REDIS.",
+            pytrace=False,
+        )
+    prefix = f"{name}-{uuid.uuid4().hex[:12]}"
+    try:
+        yield prefix
+    finally:
+        keys = list(client.scan_iter(f"*{prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()

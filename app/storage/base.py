@@ -29,6 +29,27 @@ class SizeLimitExceeded(Exception):
         self.limit = limit
 
 
+class Intake:
+    """What every store learns from a file's bytes as they pass: their count (stopping past
+    the limit, before the next chunk is read) and the leading bytes kept for sniffing."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.size = 0
+        self.head = b""
+
+    def __call__(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if not chunk:
+                continue
+            self.size += len(chunk)
+            if self.limit is not None and self.size > self.limit:
+                raise SizeLimitExceeded(self.limit)
+            if len(self.head) < HEAD_BYTES:
+                self.head += bytes(chunk[: HEAD_BYTES - len(self.head)])
+            yield chunk
+
+
 @dataclass
 class StagedFile:
     """Bytes written durably to the staging area, with what was learnt while they arrived."""

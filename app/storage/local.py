@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from app.storage.base import HEAD_BYTES, FileStore, SizeLimitExceeded, StagedFile, StorageError, StoredObject
+from app.storage.base import FileStore, Intake, StagedFile, StorageError, StoredObject
 from app.storage.pipeline import HashingWriter
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -60,8 +60,7 @@ class LocalFileStore(FileStore):
     def stage(self, chunks: Iterable[bytes], limit: int | None = None) -> StagedFile:
         staging_id = secrets.token_hex(16)
         path = self._staging_path(staging_id)
-        size = 0
-        head = b""
+        intake = Intake(limit)
         with _storage_io("staging"):
             out = open(path, "xb", buffering=0)  # noqa: SIM115 (closed by the with below)
 
@@ -69,30 +68,17 @@ class LocalFileStore(FileStore):
             with _storage_io("staging"):
                 _write_all(out, chunk)
 
-        writer = HashingWriter(write)
         try:
             with out:
-                try:
-                    # Errors raised by `chunks` (the client's body) pass through unchanged:
-                    # only this store's own reads and writes are storage failures.
-                    for chunk in chunks:
-                        if not chunk:
-                            continue
-                        size += len(chunk)
-                        if limit is not None and size > limit:
-                            raise SizeLimitExceeded(limit)
-                        if len(head) < HEAD_BYTES:
-                            head += bytes(chunk[: HEAD_BYTES - len(head)])
-                        writer.write(chunk)
-                    sha256 = writer.finish()
-                finally:
-                    writer.close()
+                # Errors raised by `chunks` (the client's body) pass through unchanged: only
+                # this store's own reads and writes are storage failures.
+                sha256 = HashingWriter(write).drain(intake(chunks))
                 with _storage_io("staging"):
                     os.fsync(out.fileno())
         except BaseException:
             _remove_quietly(path)
             raise
-        return StagedFile(staging_id=staging_id, size=size, sha256=sha256, head=head)
+        return StagedFile(staging_id=staging_id, size=intake.size, sha256=sha256, head=intake.head)
 
     def promote(self, staged: StagedFile, key: str) -> None:
         target = self._object_path(key)

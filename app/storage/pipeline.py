@@ -1,10 +1,10 @@
 """Writing a staged file on a second thread while the request thread receives and hashes.
 
-hashlib and file writes release the GIL on large buffers, so the request thread (reading
-the socket, parsing, hashing) and a writer thread (writing) run at the same time on two
-cores: a large upload takes about as long as the slower of the two, not their sum. Until
-THRESHOLD bytes have arrived everything happens inline, so small files never pay for a
-thread.
+hashlib, file writes and socket sends release the GIL on large buffers, so the request
+thread (reading the socket, parsing, hashing) and a writer thread (writing to disk, or
+sending S3 parts) run at the same time on two cores: a large upload takes about as long as
+the slower of the two, not their sum. Until THRESHOLD bytes have arrived everything happens
+inline, so small files never pay for a thread.
 """
 
 from __future__ import annotations
@@ -43,6 +43,16 @@ class HashingWriter:
         # Hashed here, written there: measured, the writes alone keep one core busy.
         self._digest.update(chunk)
         self._queue.put(chunk)
+
+    def drain(self, chunks) -> str:
+        """Hash and write every chunk, then wait for the writer; the hex SHA-256. The writer
+        thread is stopped whatever happens."""
+        try:
+            for chunk in chunks:
+                self.write(chunk)
+            return self.finish()
+        finally:
+            self.close()
 
     def finish(self) -> str:
         """Wait until every chunk is written; the hex SHA-256 of them all."""

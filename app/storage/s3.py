@@ -4,7 +4,8 @@ Layout under an optional prefix: `staging/<random id>` for bytes still arriving 
 for commit, and `objects/<key>` for committed files. A staged object becomes final by a
 server-side copy followed by deleting the staged one (S3 has no rename); a successful PUT is
 durable, so no fsync is needed. Bytes are sent as a multipart upload in parts of a fixed size
-as they arrive, so a worker holds at most about one part in memory whatever the file's size.
+as they arrive, from a second thread (app.storage.pipeline), so an upload holds about one
+part and a few queued chunks in memory whatever the file's size.
 
 Every botocore failure (network, credentials, a 5xx of the store) becomes StorageError, which
 the data manager and the API already treat as "the store failed; nothing was kept".
@@ -12,7 +13,6 @@ the data manager and the API already treat as "the store failed; nothing was kep
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Iterable, Iterator
@@ -25,7 +25,8 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.attachments import content_disposition
-from app.storage.base import HEAD_BYTES, FileStore, SizeLimitExceeded, StagedFile, StorageError, StoredObject
+from app.storage.base import FileStore, Intake, StagedFile, StorageError, StoredObject
+from app.storage.pipeline import HashingWriter
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 # S3 refuses parts under 5 MiB (except the last) and single PUT/COPY over 5 GiB.
@@ -174,27 +175,17 @@ class S3FileStore(FileStore):
     def stage(self, chunks: Iterable[bytes], limit: int | None = None) -> StagedFile:
         staging_id = secrets.token_hex(16)
         upload = _StagingUpload(self.client, self.bucket, self._staging_key(staging_id), self.part_size)
-        digest = hashlib.sha256()
-        size = 0
-        head = b""
+        intake = Intake(limit)
         try:
-            for chunk in chunks:
-                if not chunk:
-                    continue
-                size += len(chunk)
-                if limit is not None and size > limit:
-                    raise SizeLimitExceeded(limit)
-                digest.update(chunk)
-                if len(head) < HEAD_BYTES:
-                    head += bytes(chunk[: HEAD_BYTES - len(head)])
-                upload.write(chunk)
+            # Parts are sent on a second thread while the request thread receives and hashes.
+            sha256 = HashingWriter(upload.write).drain(intake(chunks))
             upload.finish()
         except BaseException as error:
             upload.abort()
             if isinstance(error, _BOTO_FAILURES):
                 raise StorageError(f"staging failed: {_describe(error)}") from error
             raise
-        return StagedFile(staging_id=staging_id, size=size, sha256=digest.hexdigest(), head=head)
+        return StagedFile(staging_id=staging_id, size=intake.size, sha256=sha256, head=intake.head)
 
     def promote(self, staged: StagedFile, key: str) -> None:
         source = {"Bucket": self.bucket, "Key": self._staging_key(staged.staging_id)}

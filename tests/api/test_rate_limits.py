@@ -6,14 +6,11 @@ under a key prefix of their own that is deleted afterwards."""
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
-import redis
 from webtest import TestApp
 
-REDIS_URL = os.environ.get("DEPOT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+from tests.helpers import REDIS_URL, redis_key_prefix
+
 TOKEN = "/api/v1/auth/token"
 WRONG = {"email": "nobody@example.com", "password": "wrong password"}
 
@@ -21,26 +18,13 @@ WRONG = {"email": "nobody@example.com", "password": "wrong password"}
 @pytest.fixture
 def redis_limits():
     """Settings for apps that count in the real Redis under a fresh prefix (removed after)."""
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        pytest.fail(
-            f"Redis is not reachable at {REDIS_URL} ({error.__class__.__name__}). Install and start it "
-            "(Debian: `apt-get install redis-server`, then `redis-server --daemonize yes`) or set DEPOT_TEST_REDIS.",
-            pytrace=False,
-        )
-    prefix = f"depot-test-{uuid.uuid4().hex[:12]}"
-    yield {
-        "RATELIMIT_ENABLED": "true",
-        "RATELIMIT_STORAGE_URI": REDIS_URL,
-        "RATELIMIT_KEY_PREFIX": prefix,
-        "AUTH_RATE_LIMIT": "3 per minute",
-    }
-    keys = list(client.scan_iter(f"*{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with redis_key_prefix("depot-test") as prefix:
+        yield {
+            "RATELIMIT_ENABLED": "true",
+            "RATELIMIT_STORAGE_URI": REDIS_URL,
+            "RATELIMIT_KEY_PREFIX": prefix,
+            "AUTH_RATE_LIMIT": "3 per minute",
+        }
 
 
 def test_replicas_sharing_redis_share_one_budget(app_factory, redis_limits):
