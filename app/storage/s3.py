@@ -43,6 +43,15 @@ def _describe(error: Exception) -> str:
     return type(error).__name__
 
 
+def _required(reply: dict, name: str, operation: str) -> Any:
+    """A field S3 always answers with. Without it the reply was garbled or cut short (seen
+    under a network fault): a failure of the store, not of Depot."""
+    try:
+        return reply[name]
+    except KeyError:
+        raise StorageError(f"{operation} failed: the store's reply has no {name}") from None
+
+
 def _is_not_found(error: ClientError) -> bool:
     return str(error.response.get("Error", {}).get("Code")) in _NOT_FOUND
 
@@ -74,9 +83,9 @@ class S3ObjectReader:
             raise StorageError(f"open failed: {_describe(error)}") from error
         except BotoCoreError as error:
             raise StorageError(f"open failed: {_describe(error)}") from error
-        self._body = reply["Body"]
+        self._body = _required(reply, "Body", "open")
         content_range = reply.get("ContentRange")  # "bytes 10-99/100" on a ranged GET
-        self._size = int(content_range.rsplit("/", 1)[1]) if content_range else reply["ContentLength"]
+        self._size = int(content_range.rsplit("/", 1)[1]) if content_range else _required(reply, "ContentLength", "open")
 
     def read(self, size: int = -1) -> bytes:
         if self._body is None:
@@ -251,7 +260,11 @@ class S3FileStore(FileStore):
             raise StorageError(f"stat failed: {_describe(error)}") from error
         except BotoCoreError as error:
             raise StorageError(f"stat failed: {_describe(error)}") from error
-        return StoredObject(key=key, size=head["ContentLength"], modified_at=head["LastModified"])
+        return StoredObject(
+            key=key,
+            size=_required(head, "ContentLength", "stat"),
+            modified_at=_required(head, "LastModified", "stat"),
+        )
 
     def iter_objects(self) -> Iterator[StoredObject]:
         yield from self._listing(f"{self.prefix}objects/")
@@ -364,12 +377,13 @@ class _StagingUpload:
 
     def _send_part(self, data: bytes) -> None:
         if self.upload_id is None:
-            self.upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)["UploadId"]
+            reply = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)
+            self.upload_id = _required(reply, "UploadId", "staging")
         number = len(self.parts) + 1
         reply = self.client.upload_part(
             Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data
         )
-        self.parts.append({"PartNumber": number, "ETag": reply["ETag"]})
+        self.parts.append({"PartNumber": number, "ETag": _required(reply, "ETag", "staging")})
 
 
 def make_client(

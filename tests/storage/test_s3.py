@@ -21,8 +21,9 @@ MIB = 1024 * 1024
 class RecordingClient:
     """The real (moto) client, recording calls and optionally failing one operation."""
 
-    def __init__(self, client, fail_on: str | None = None, fail_after: int = 0) -> None:
+    def __init__(self, client, fail_on: str | None = None, fail_after: int = 0, garble_on: str | None = None) -> None:
         self._client, self.fail_on, self.fail_after = client, fail_on, fail_after
+        self.garble_on = garble_on  # this operation's reply keeps only its metadata
         self.calls: list[tuple[str, int]] = []
 
     def __getattr__(self, name):
@@ -35,7 +36,8 @@ class RecordingClient:
             self.calls.append((name, len(body) if isinstance(body, bytes) else -1))
             if name == self.fail_on and sum(1 for c in self.calls if c[0] == name) > self.fail_after:
                 raise EndpointConnectionError(endpoint_url="http://s3.invalid")
-            return method(*args, **kwargs)
+            reply = method(*args, **kwargs)
+            return {"ResponseMetadata": reply["ResponseMetadata"]} if name == self.garble_on else reply
 
         return call
 
@@ -87,6 +89,30 @@ def test_a_failed_part_aborts_the_multipart_upload_and_leaves_nothing(s3_client)
 
     assert objects_in_bucket(s3_client) == []
     assert multipart_uploads(s3_client) == []
+
+
+@pytest.mark.parametrize("operation", ["create_multipart_upload", "upload_part"])
+def test_a_garbled_reply_while_staging_is_a_storage_error_and_leaves_nothing(s3_client, operation):
+    # Seen under a network fault: a 200 whose body lacked UploadId, which was a KeyError (500).
+    store = S3FileStore(BUCKET, part_size=MIN_PART_SIZE, client=RecordingClient(s3_client, garble_on=operation))
+
+    with pytest.raises(StorageError, match="the store's reply has no"):
+        store.stage(mib_chunks(12))
+
+    assert objects_in_bucket(s3_client) == []
+    if operation == "upload_part":
+        assert multipart_uploads(s3_client) == []
+    else:  # S3 opened an upload whose id never arrived: a leftover the check lists, to repair
+        assert len(multipart_uploads(s3_client)) == len(list(store.iter_staged())) == 1
+
+
+@pytest.mark.parametrize(("operation", "use"), [("get_object", "open"), ("head_object", "stat")])
+def test_a_garbled_reply_while_reading_is_a_storage_error(s3_client, operation, use):
+    store = S3FileStore(BUCKET, part_size=MIN_PART_SIZE, client=RecordingClient(s3_client, garble_on=operation))
+    store.promote(store.stage([b"data"]), KEY)
+
+    with pytest.raises(StorageError, match="the store's reply has no"):
+        getattr(store, use)(KEY)
 
 
 def test_a_failed_copy_at_promotion_is_a_storage_error_and_keeps_the_staged_object(s3_client):
