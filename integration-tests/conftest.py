@@ -53,16 +53,50 @@ def fresh_database_url():
 @pytest.fixture(scope="session")
 def server_env(database_url, tmp_path_factory):
     """The environment a production deployment would give Depot."""
+    return depot_env(
+        database_url,
+        tmp_path_factory.mktemp("depot-data"),
+        ALLOW_REGISTRATION="true",
+        AUTH_RATE_LIMIT="1000 per minute",
+    )
+
+
+def depot_env(database_url: str, data_dir, **settings: str) -> dict:
+    """A production environment for Depot on `database_url`, with its files under `data_dir`
+    and any other `settings`."""
     return {
         **os.environ,
         "DEPOT_ENV": "production",
+        "FLASK_APP": "autoapp.py",
         "SECRET_KEY": secrets.token_urlsafe(48),
         "DATABASE_URL": database_url,
-        "DATA_DIR": str(tmp_path_factory.mktemp("depot-data")),
-        "ALLOW_REGISTRATION": "true",
-        "AUTH_RATE_LIMIT": "1000 per minute",
-        "FLASK_APP": "autoapp.py",
+        "DATA_DIR": str(data_dir),
+        **settings,
     }
+
+
+def s3_settings(endpoint_url: str, bucket: str) -> dict[str, str]:
+    """Depot's settings for an S3 store at `endpoint_url` (moto: any key pair is accepted),
+    with the smallest part size S3 allows, so multipart uploads are cheap to cause."""
+    return {
+        "STORAGE_BACKEND": "s3",
+        "S3_ENDPOINT_URL": endpoint_url,
+        "S3_BUCKET": bucket,
+        "S3_ACCESS_KEY_ID": "depot-it",
+        "S3_SECRET_ACCESS_KEY": secrets.token_urlsafe(24),
+        "S3_PART_SIZE_BYTES": str(5 * 1024 * 1024),
+    }
+
+
+def s3_admin_client(server: MotoServer):
+    """A boto3 client on the S3 server itself (not through any relay), to look at the bucket."""
+    return make_client(
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id="depot-it",
+        aws_secret_access_key="unused",
+        addressing_style="path",
+    )
 
 
 def run_flask(env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -195,27 +229,18 @@ def topology(tmp_path_factory):
         started.append(moto)
         relay = FaultRelay(moto.port)
         started.append(relay)
-        env = {
-            **os.environ,
-            "DEPOT_ENV": "production",
-            "FLASK_APP": "autoapp.py",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "DATABASE_URL": database_url,
-            "DATA_DIR": str(logs / "data"),
-            "STORAGE_BACKEND": "s3",
-            "S3_ENDPOINT_URL": relay.url,
-            "S3_BUCKET": TOPOLOGY_BUCKET,
-            "S3_ACCESS_KEY_ID": "depot-it",
-            "S3_SECRET_ACCESS_KEY": secrets.token_urlsafe(24),
-            "S3_PART_SIZE_BYTES": str(5 * 1024 * 1024),
-            "MAX_UPLOAD_BYTES": str(TOPOLOGY_MAX_UPLOAD),
-            "RATELIMIT_STORAGE_URI": REDIS_URL,
-            "RATELIMIT_KEY_PREFIX": prefix,
-            "AUTH_RATE_LIMIT": f"{TOPOLOGY_RATE_LIMIT} per minute",
-            "PROXY_COUNT": "1",
-            "CORS_ORIGINS": "https://spa.example.com",
-            "LOG_FORMAT": "json",
-        }
+        env = depot_env(
+            database_url,
+            logs / "data",
+            **s3_settings(relay.url, TOPOLOGY_BUCKET),
+            MAX_UPLOAD_BYTES=str(TOPOLOGY_MAX_UPLOAD),
+            RATELIMIT_STORAGE_URI=REDIS_URL,
+            RATELIMIT_KEY_PREFIX=prefix,
+            AUTH_RATE_LIMIT=f"{TOPOLOGY_RATE_LIMIT} per minute",
+            PROXY_COUNT="1",
+            CORS_ORIGINS="https://spa.example.com",
+            LOG_FORMAT="json",
+        )
         topology = Topology(proxy=None, replicas=[], relay=relay, s3=None, env=env)  # type: ignore[arg-type]
         prepare_depot(env, storage=True)
         for name in ("replica-a", "replica-b"):
@@ -224,13 +249,7 @@ def topology(tmp_path_factory):
             topology.replicas.append(replica)
         topology.proxy = Nginx([f"127.0.0.1:{r.port}" for r in topology.replicas], TOPOLOGY_MAX_UPLOAD, logs)
         started.append(topology.proxy)
-        topology.s3 = make_client(
-            endpoint_url=moto.url,
-            region_name="us-east-1",
-            aws_access_key_id="depot-it",
-            aws_secret_access_key="unused",
-            addressing_style="path",
-        )
+        topology.s3 = s3_admin_client(moto)
         yield topology
     finally:
         for process in reversed(started):

@@ -4,6 +4,8 @@
 - `MotoServer`: an S3-compatible server (moto in server mode) standing in for MinIO;
 - `Nginx`: Debian's nginx running the very template docker compose gives the proxy;
 - `temporary_database`: a PostgreSQL database of its own, dropped afterwards;
+- `PostgresServer`: a whole PostgreSQL server of its own (initdb in a temporary folder), for
+  the tests that crash and restart it without touching the machine's shared server;
 - `FaultRelay`: a TCP relay between the replicas and S3 that can drop every connection
   on demand, which is how a network or object-store outage is caused for real.
 """
@@ -18,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -128,7 +131,14 @@ class Gunicorn(Process):
     repository's gunicorn.conf.py: the container's settings."""
 
     def __init__(
-        self, name: str, env: dict, log_dir: Path, workers: int = 2, app: str = "autoapp:app", health: str = "/healthz"
+        self,
+        name: str,
+        env: dict,
+        log_dir: Path,
+        workers: int = 2,
+        threads: int = 4,
+        app: str = "autoapp:app",
+        health: str = "/healthz",
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -138,7 +148,7 @@ class Gunicorn(Process):
             **env,
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
             "GUNICORN_WORKERS": str(workers),
-            "GUNICORN_THREADS": "4",
+            "GUNICORN_THREADS": str(threads),
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         }
         args = [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", app]
@@ -148,6 +158,24 @@ class Gunicorn(Process):
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
         return [int(pid) for pid in children]
+
+    def worker_serving(self, client_port: int) -> int | None:
+        """The pid of the worker holding the server side of the connection from loopback
+        `client_port`, found the way `ss -p` does: the socket's inode in /proc/net/tcp, then
+        which worker has a file descriptor on that inode."""
+        peer = f"0100007F:{client_port:04X}"
+        inodes = {
+            fields[9]
+            for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+            if (fields := line.split())[2] == peer and fields[1].endswith(f":{self.port:04X}")
+        }
+        for pid in self.worker_pids():
+            with contextlib.suppress(OSError):
+                for fd in Path(f"/proc/{pid}/fd").iterdir():
+                    with contextlib.suppress(OSError):
+                        if os.readlink(fd).removeprefix("socket:[").removesuffix("]") in inodes:
+                            return pid
+        return None
 
 
 class MotoServer(Process):
@@ -221,6 +249,72 @@ class Nginx(Process):
         import json
 
         return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.strip()]
+
+
+def postgres_bindir() -> Path:
+    """Where Debian keeps the PostgreSQL server programs (initdb, pg_ctl), newest version first."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if not found:
+        pytest.fail(
+            "The PostgreSQL server programs (initdb, pg_ctl) are not installed, and the fault tests run a "
+            "PostgreSQL server of their own to crash and restart. Install Debian's postgresql package.",
+            pytrace=False,
+        )
+    return found[-1].parent
+
+
+class PostgresServer:
+    """A PostgreSQL server of its own on a free loopback port: initdb in a temporary folder
+    (trust auth, user postgres), started with pg_ctl. `crash()` stops it the way a power cut
+    or an OOM kill would (immediate: no checkpoint, recovery from the WAL on the next start);
+    `start()` brings it back. `close()` stops it and deletes the folder.
+
+    PostgreSQL refuses to run as root, so under root it runs as the postgres user."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.bindir = postgres_bindir()
+        self.port = free_port()
+        # Not under pytest's folders: the postgres user must be able to reach it.
+        self.folder = Path(tempfile.mkdtemp(prefix="depot-pg-"))
+        self.data = self.folder / "data"
+        self.log_path = self.folder / "postgres.log"
+        self._log_copy = log_dir / "postgres.log"  # kept after close(), for a post-mortem
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_postgres:
+            shutil.chown(self.folder, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        self.start()
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """Create database `name`; its SQLAlchemy URL."""
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url(name)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder}"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log_path), "-w", "start")
+
+    def crash(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def close(self) -> None:
+        with contextlib.suppress(AssertionError):
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        with contextlib.suppress(OSError):
+            shutil.copyfile(self.log_path, self._log_copy)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _run(self, program: str, *args: str) -> None:
+        done = subprocess.run(
+            [*self._as_postgres, str(self.bindir / program), *args], capture_output=True, text=True, timeout=60
+        )
+        if done.returncode != 0:
+            log = self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
+            raise AssertionError(f"{program} failed:\n{done.stdout}{done.stderr}\n{log}")
 
 
 class FaultRelay:
@@ -304,9 +398,12 @@ class FaultRelay:
 
 
 def _reset(sock: socket.socket) -> None:
-    try:
-        # An abortive close (RST), as when a network path or a server dies.
+    """An abortive close (RST), as when a network path or a server dies."""
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    # close() alone does not wake a pump thread blocked in recv() on this socket (the call
+    # keeps it open), so that connection would hang instead of dying; shutdown() wakes it.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass

@@ -1,0 +1,377 @@
+"""Faults under load: 16 clients upload and download without pause, every checksum verified,
+while a gunicorn worker is SIGKILLed in the middle of an upload, PostgreSQL crashes and comes
+back, and the S3 endpoint is cut for a while.
+
+Afterwards nothing acknowledged is lost and nothing refused left a trace:
+
+- every upload answered 201 is listed and downloads with the SHA-256 its client computed;
+- every visible row is an upload its client saw acknowledged, or one whose answer never came
+  (the connection died after the commit, which no server can prevent); each downloads whole;
+- no upload answered with an error status, and not the one whose worker was killed, has a row;
+- `flask storage check --repair --grace 0` finds no row without its file and no corrupt file,
+  removes the crash leftovers, and a second check reports the store consistent;
+- /readyz said 503, naming the dependency, during each outage and 200 after it, and uploads
+  went through again, with the same gunicorn master: no restart.
+
+Depot runs here as in production (gunicorn.conf.py, JSON logs, S3 through moto) on a
+PostgreSQL server of its own, so crashing it touches nothing else. The time each phase runs
+under load is DEPOT_FAULT_LOAD_SECONDS (3 s; README has the longer command). The figures go
+to the robustness report (docs/robustness.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, depot_env, prepare_depot, run_flask, s3_settings
+from processes import FaultRelay, Gunicorn, MotoServer, PostgresServer, wait_until
+
+pytestmark = pytest.mark.robustness("faults under load")
+
+CLIENTS = 16
+USERS = 4  # the clients share four uploader accounts, four clients each
+KIB, MIB = 1024, 1024 * 1024
+# From a few bytes to a multipart S3 upload (5 MiB parts): every path of the store.
+SIZES = (2 * KIB, 64 * KIB, 1536 * KIB, 6 * MIB)
+LOAD_SECONDS = float(os.environ.get("DEPOT_FAULT_LOAD_SECONDS", "3"))
+BUCKET = "depot-faults"
+PASSWORD = "faults under load"
+KILLED_NAME = "killed-mid-upload.png"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def png(size: int) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + os.urandom(size - 8)
+
+
+@dataclass
+class Depot:
+    """Depot under gunicorn, its own PostgreSQL server and the relay in front of S3."""
+
+    server: Gunicorn
+    postgres: PostgresServer
+    relay: FaultRelay
+    env: dict
+
+
+@pytest.fixture(scope="module")
+def depot(tmp_path_factory):
+    logs = tmp_path_factory.mktemp("faults")
+    started: list = []
+    try:
+        postgres = PostgresServer(logs)
+        started.append(postgres)
+        moto = MotoServer(logs)
+        started.append(moto)
+        relay = FaultRelay(moto.port)
+        started.append(relay)
+        env = depot_env(
+            postgres.create_database("depot"),
+            logs / "data",
+            **s3_settings(relay.url, BUCKET),
+            MAX_UPLOAD_BYTES=str(64 * MIB),
+            AUTH_RATE_LIMIT="1000 per minute",
+            LOG_FORMAT="json",
+        )
+        prepare_depot(env, storage=True)
+        # As many threads as clients, so the readiness probe is not queued behind them.
+        server = Gunicorn("faults", env, logs, workers=2, threads=CLIENTS // 2 + 1)
+        started.append(server)
+        yield Depot(server, postgres, relay, env)
+    finally:
+        for process in reversed(started):
+            (process.close if isinstance(process, (FaultRelay, PostgresServer)) else process.stop)()
+
+
+@dataclass
+class Tally:
+    """What the clients saw. Appends from many threads: each is one atomic operation."""
+
+    sent: dict[str, str] = field(default_factory=dict)  # filename -> SHA-256 of what was sent
+    acknowledged: dict[str, dict] = field(default_factory=dict)  # filename -> the 201 body
+    acknowledged_at: list[float] = field(default_factory=list)
+    refused: dict[str, int] = field(default_factory=dict)  # filename -> error status
+    in_doubt: set[str] = field(default_factory=set)  # no answer: the connection died
+    downloads: Counter = field(default_factory=Counter)  # "verified", an error status, "cut"
+    defects: list[str] = field(default_factory=list)  # 500s, non-JSON errors, wrong bytes
+
+
+class Load:
+    """CLIENTS threads, each uploading, then downloading one of its uploads, until stopped.
+    After an error a client waits 0.2 s, as a polite client backs off."""
+
+    def __init__(self, base_url: str, tokens: list[str]) -> None:
+        self.tally = Tally()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._client, args=(index, Api(base_url, tokens[index % len(tokens)])))
+            for index in range(CLIENTS)
+        ]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=120)
+
+    def acknowledged_since(self, moment: float) -> int:
+        return sum(1 for at in self.tally.acknowledged_at if at > moment)
+
+    def _client(self, index: int, api: Api) -> None:
+        tally, mine = self.tally, []
+        for number in itertools.count():
+            if self._stop.is_set():
+                return
+            name = f"load-{index:02d}-{number:05d}.png"
+            data = png(SIZES[(index + number) % len(SIZES)])
+            tally.sent[name] = sha256(data)
+            try:
+                answer = api.post("/api/v1/uploads", files={"file": (name, data)})
+            except requests.RequestException:
+                tally.in_doubt.add(name)
+                time.sleep(0.2)
+                continue
+            if answer.status_code == 201:
+                tally.acknowledged[name] = answer.json()
+                tally.acknowledged_at.append(time.monotonic())
+                mine.append(name)
+            else:
+                tally.refused[name] = answer.status_code
+                self._check_error(answer, f"upload {name}")
+                time.sleep(0.2)
+            if mine:
+                self._download(api, mine[number % len(mine)])
+
+    def _download(self, api: Api, name: str) -> None:
+        tally = self.tally
+        try:
+            answer = api.get(f"/api/v1/uploads/{tally.acknowledged[name]['id']}/content")
+        except requests.RequestException:
+            # A killed worker or a store cut mid-stream ends the connection; a short body is
+            # never taken as the file (Content-Length is enforced).
+            tally.downloads["cut"] += 1
+            return
+        if answer.status_code == 200:
+            if sha256(answer.content) == tally.sent[name]:
+                tally.downloads["verified"] += 1
+            else:
+                tally.defects.append(f"download of {name} returned other bytes")
+        else:
+            tally.downloads[answer.status_code] += 1
+            self._check_error(answer, f"download of {name}")
+
+    def _check_error(self, answer: requests.Response, what: str) -> None:
+        """An outage is a 503 in the JSON error shape; anything else is a defect."""
+        try:
+            shaped = answer.json()["status"] == answer.status_code
+        except (ValueError, KeyError, TypeError):
+            shaped = False
+        if answer.status_code != 503 or not shaped:
+            self.tally.defects.append(f"{what}: {answer.status_code} {answer.text[:200]}")
+
+
+class Readiness:
+    """Polls /readyz every 0.1 s in the background; remembers (time, status, failing checks)."""
+
+    def __init__(self, base_url: str) -> None:
+        self.url = f"{base_url}/readyz"
+        self.seen: list[tuple[float, int | str, tuple[str, ...]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll)
+
+    def __enter__(self) -> Readiness:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                # A new connection each time, as an orchestrator's probe makes.
+                answer = requests.get(self.url, timeout=5, headers={"Connection": "close"})
+                failing = tuple(answer.json().get("fields", {})) if answer.status_code == 503 else ()
+                self.seen.append((time.monotonic(), answer.status_code, failing))
+            except requests.RequestException as error:
+                self.seen.append((time.monotonic(), error.__class__.__name__, ()))
+            time.sleep(0.1)
+
+    def wait_for(self, status: int, since: float, failing: str | None = None, timeout: float = 30) -> float | None:
+        """When /readyz first answered `status` (naming `failing`) after `since`, waiting up to `timeout`."""
+
+        def matches(at, seen, checks) -> bool:
+            return at > since and seen == status and (failing is None or failing in checks)
+
+        return wait_until(lambda: next((seen[0] for seen in self.seen if matches(*seen)), None), timeout)
+
+    def unanswered(self, excusing: tuple[float, float]) -> list[tuple[float, str]]:
+        """Probes that got no answer, except in the window `excusing`: a probe the killed
+        worker had accepted dies with it, as any request it held."""
+        return [
+            (at, seen) for at, seen, _ in self.seen if isinstance(seen, str) and not excusing[0] <= at <= excusing[1]
+        ]
+
+
+def uploaders(base_url: str) -> list[str]:
+    """Session tokens of USERS fresh uploader accounts."""
+    admin = Api(base_url).login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    tokens = []
+    for _ in range(USERS):
+        email = f"load-{uuid.uuid4().hex[:10]}@example.com"
+        account = {"email": email, "password": PASSWORD, "name": "Load", "roles": ["uploader"]}
+        assert admin.post("/api/v1/users", json=account).status_code == 201
+        tokens.append(Api(base_url).login(email, PASSWORD).token)
+    return tokens
+
+
+def kill_the_worker_receiving_an_upload(server: Gunicorn, token: str) -> int:
+    """Send the headers and 6 MiB of an 8 MiB upload, find the worker reading it, SIGKILL it;
+    its pid. The connection must die with it."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{KILLED_NAME}"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    content = png(8 * MIB)
+    length = len(head) + len(content) + len(tail)
+    request = (
+        f"POST /api/v1/uploads HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(request + head + content[: 6 * MIB])
+        worker = wait_until(lambda: server.worker_serving(sock.getsockname()[1]))
+        assert worker, "no worker holds the upload's connection"
+        time.sleep(0.3)  # let it pass the first S3 part upstream
+        os.kill(worker, signal.SIGKILL)
+        sock.settimeout(10)
+        try:
+            answer = sock.recv(65536)
+        except ConnectionResetError:
+            answer = b""
+        assert answer == b"", f"the killed worker answered: {answer[:200]!r}"
+    return worker
+
+
+def all_rows(base_url: str) -> dict[str, dict]:
+    """Every upload row, by filename, from the admin's listing (following its cursors)."""
+    admin = Api(base_url).login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    rows, params = {}, {"per_page": 100}
+    while True:
+        page = admin.get("/api/v1/uploads", params=params).json()
+        rows.update((item["filename"], item) for item in page["items"])
+        if page["next_cursor"] is None:
+            return rows
+        params["cursor"] = page["next_cursor"]
+
+
+def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_property):
+    server, base = depot.server, depot.server.url
+    master = server.process.pid
+    tokens = uploaders(base)
+    faults: list[tuple[str, float, float]] = []  # (what, when it began, when readiness was back)
+
+    with Readiness(base) as readiness, Load(base, tokens) as load:
+        started = time.monotonic()
+        assert wait_until(lambda: load.acknowledged_since(started) >= 2 * CLIENTS, timeout=60), load.tally
+        time.sleep(LOAD_SECONDS)
+
+        # 1. A worker dies mid-upload (and with it whatever else it was serving).
+        began = time.monotonic()
+        killed = kill_the_worker_receiving_an_upload(server, tokens[0])
+        assert wait_until(lambda: killed not in server.worker_pids() and len(server.worker_pids()) == 2, 30)
+        back = readiness.wait_for(200, time.monotonic())
+        assert back, readiness.seen[-5:]
+        assert wait_until(lambda: load.acknowledged_since(back) >= CLIENTS, timeout=60), "no uploads after the kill"
+        faults.append(("gunicorn worker SIGKILLed mid-upload", began, back))
+        time.sleep(LOAD_SECONDS)
+
+        # 2. PostgreSQL crashes (no checkpoint; it recovers from its WAL) and comes back.
+        began = time.monotonic()
+        depot.postgres.crash()
+        assert readiness.wait_for(503, began, failing="database"), readiness.seen[-5:]
+        time.sleep(LOAD_SECONDS)
+        depot.postgres.start()
+        back = readiness.wait_for(200, time.monotonic())
+        assert back, readiness.seen[-5:]
+        assert wait_until(lambda: load.acknowledged_since(back) >= CLIENTS, timeout=60), "no uploads after PostgreSQL"
+        faults.append(("PostgreSQL crashed and restarted", began, back))
+        time.sleep(LOAD_SECONDS)
+
+        # 3. The S3 endpoint drops every connection and refuses new ones for a while.
+        began = time.monotonic()
+        depot.relay.fail()
+        assert readiness.wait_for(503, began, failing="storage"), readiness.seen[-5:]
+        time.sleep(LOAD_SECONDS)
+        depot.relay.heal()
+        back = readiness.wait_for(200, time.monotonic())
+        assert back, readiness.seen[-5:]
+        assert wait_until(lambda: load.acknowledged_since(back) >= CLIENTS, timeout=60), "no uploads after S3"
+        faults.append(("S3 endpoint cut", began, back))
+        time.sleep(LOAD_SECONDS)
+
+    tally = load.tally
+    rows = all_rows(base)
+    acknowledged, refused, in_doubt = set(tally.acknowledged), set(tally.refused), tally.in_doubt
+    admin = Api(base).login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    whole = {
+        name
+        for name, row in rows.items()
+        if row["sha256"] == tally.sent[name] == sha256(admin.get(f"/api/v1/uploads/{row['id']}/content").content)
+    }
+    repair = run_flask(depot.env, "storage", "check", "--repair", "--grace", "0")
+    check = run_flask(depot.env, "storage", "check")
+    record_property(
+        "figures",
+        {
+            "clients": CLIENTS,
+            "uploads_sent": len(tally.sent) + 1,  # and the one whose worker was killed
+            "acknowledged": len(acknowledged),
+            "refused_503": len(refused),
+            "no_answer": len(in_doubt) + 1,
+            "no_answer_committed": len(set(rows) & in_doubt),
+            "downloads_verified": tally.downloads["verified"] + len(whole),
+            "downloads_refused_503": tally.downloads[503],
+            "downloads_cut": tally.downloads["cut"],
+            "leftovers_removed_by_repair": int(re.search(r"removed by --repair: (\d+)", repair.stdout).group(1)),
+            "lost": len(acknowledged - whole),
+            "kept_though_refused": len((refused | {KILLED_NAME}) & set(rows)),
+            "faults": [(what, round(back - began, 1)) for what, began, back in faults],
+        },
+    )
+
+    assert server.process.poll() is None and server.process.pid == master, "gunicorn was restarted"
+    assert not tally.defects, tally.defects[:10]
+    unanswered = readiness.unanswered(excusing=faults[0][1:])
+    assert not unanswered, f"/readyz did not answer: {unanswered[:5]}"
+    assert acknowledged <= whole, f"acknowledged but lost or damaged: {sorted(acknowledged - whole)[:10]}"
+    assert all(rows[name]["id"] == body["id"] for name, body in tally.acknowledged.items())
+    assert not refused & set(rows), f"refused but kept: {sorted(refused & set(rows))[:10]}"
+    assert KILLED_NAME not in rows
+    assert set(rows) <= acknowledged | in_doubt, f"rows nobody sent: {sorted(set(rows) - acknowledged - in_doubt)}"
+    assert whole == set(rows), f"rows that do not download whole: {sorted(set(rows) - whole)[:10]}"
+    assert "upload rows whose file is missing: 0" in repair.stdout, repair.stdout + repair.stderr
+    assert "upload rows whose file is corrupt (size or SHA-256 differs): 0" in repair.stdout, repair.stdout
+    assert check.returncode == 0 and check.stdout.strip().endswith("consistent"), check.stdout + check.stderr
