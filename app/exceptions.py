@@ -87,3 +87,10 @@ class Unavailable(DepotError):
 
     code = "unavailable"
     default_message = "The service is temporarily unavailable."
+
+
+class OutcomeUnknown(Unavailable):
+    """A change whose commit failed in a way that leaves open whether it was stored."""
+
+    code = "outcome_unknown"
+    default_message = "The outcome of this request is unknown; check before repeating it."

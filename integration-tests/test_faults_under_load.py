@@ -5,8 +5,10 @@ back, and the S3 endpoint is cut for a while.
 Afterwards nothing acknowledged is lost and nothing refused left a trace:
 
 - every upload answered 201 is listed and downloads with the SHA-256 its client computed;
-- every visible row is an upload its client saw acknowledged, or one whose answer never came
-  (the connection died after the commit, which no server can prevent); each downloads whole;
+- every visible row is an upload its client saw acknowledged, or one whose outcome it could
+  not learn: the connection died after the commit (no server can prevent that), or the
+  commit failed and the database could not say whether it went through (503
+  "outcome_unknown"); each downloads whole;
 - no upload answered with an error status, and not the one whose worker was killed, has a row;
 - `flask storage check --repair --grace 0` finds no row without its file and no corrupt file,
   removes the crash leftovers, and a second check reports the store consistent;
@@ -106,7 +108,7 @@ class Tally:
     acknowledged: dict[str, dict] = field(default_factory=dict)  # filename -> the 201 body
     acknowledged_at: list[float] = field(default_factory=list)
     refused: dict[str, int] = field(default_factory=dict)  # filename -> error status
-    in_doubt: set[str] = field(default_factory=set)  # no answer: the connection died
+    in_doubt: set[str] = field(default_factory=set)  # no answer, or 503 "outcome_unknown"
     downloads: Counter = field(default_factory=Counter)  # "verified", an error status, "cut"
     defects: list[str] = field(default_factory=list)  # 500s, non-JSON errors, wrong bytes
 
@@ -154,6 +156,10 @@ class Load:
                 tally.acknowledged[name] = answer.json()
                 tally.acknowledged_at.append(time.monotonic())
                 mine.append(name)
+            elif answer.status_code == 503 and answer.json().get("error") == "outcome_unknown":
+                # The commit failed and the database could not say whether it went through.
+                tally.in_doubt.add(name)
+                time.sleep(0.2)
             else:
                 tally.refused[name] = answer.status_code
                 self._check_error(answer, f"upload {name}")
@@ -350,8 +356,8 @@ def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_
             "uploads_sent": len(tally.sent) + 1,  # and the one whose worker was killed
             "acknowledged": len(acknowledged),
             "refused_503": len(refused),
-            "no_answer": len(in_doubt) + 1,
-            "no_answer_committed": len(set(rows) & in_doubt),
+            "outcome_unknown": len(in_doubt) + 1,  # and the one whose worker was killed
+            "outcome_unknown_but_stored": len(set(rows) & in_doubt),
             "downloads_verified": tally.downloads["verified"] + len(whole),
             "downloads_refused_503": tally.downloads[503],
             "downloads_cut": tally.downloads["cut"],

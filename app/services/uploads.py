@@ -18,11 +18,20 @@ from typing import BinaryIO
 from flask import Config
 from injector import inject
 from sqlalchemy import func, literal, or_, select, tuple_
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import scoped_session
 from transaction import ThreadTransactionManager
 
 from app import metrics
-from app.exceptions import AuthenticationFailed, Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from app.exceptions import (
+    AuthenticationFailed,
+    Forbidden,
+    Invalid,
+    NotFound,
+    OutcomeUnknown,
+    TooLarge,
+    Unavailable,
+)
 from app.extensions import db
 from app.models import Role, Upload, UploadTag, User
 from app.models.base import ID_TYPE, UTCDateTime, new_id
@@ -133,52 +142,68 @@ class UploadService:
         ):
             raise policy.too_large()
 
-        with self.tm:
-            files = self.files.current()
-            expected_type: dict[str, str] = {}
-
-            def store_file(part: FilePart) -> StagedFile:
-                # Name and declared type are checked before the bytes are read.
-                name = sanitize_filename(part.filename)
-                expected_type[name] = content_type_for_name(name, part.content_type, self.allowed_extensions)
-                return files.stage(part.chunks, policy.byte_limit)
-
-            try:
-                received = incoming.receive(store_file)
-            except SizeLimitExceeded:
-                raise policy.too_large() from None
-            except StorageError as error:
-                raise Unavailable("The file store failed; nothing was stored.") from error
-            staged = received.staged
-            filename = sanitize_filename(received.filename)
-            content_type = expected_type[filename]
-            if staged.size == 0:
-                raise Invalid("The file is empty.", fields={"file": ["The file is empty."]})
-            check_leading_bytes(filename, content_type, staged.head)
-            if received.expected_sha256 and received.expected_sha256 != staged.sha256:
-                raise Invalid(
-                    "The file's SHA-256 does not match the digest sent with it; nothing was stored.",
-                    fields={"sha256": ["Digest mismatch."]},
-                )
-            self._lock_owner(principal.user_id)
-            self._check_quota(principal.user_id, staged.size)
-            upload_id = new_id()
-            upload = Upload(
-                id=upload_id,
-                owner_id=principal.user_id,
-                storage_key=upload_id.replace("-", ""),
-                filename=filename,
-                content_type=content_type,
-                size=staged.size,
-                sha256=staged.sha256,
-                visibility=received.visibility,
-                description=received.description,
-            )
-            upload.set_tags(received.tags)
-            self.session.add(upload)
-            self.session.flush()
-            files.promote_on_commit(staged, upload.storage_key)
+        committing: str | None = None  # the new row's id, once only the commit is left
+        try:
+            with self.tm:
+                upload = self._store(principal, incoming, policy)
+                committing = upload.id
+        except Exception:
+            if committing is None:  # failed before the commit: nothing was stored
+                raise
+            # The commit failed, but may have gone through before the error (a connection
+            # lost while reading its reply): answer what the database now says.
+            upload = self._committed_after_all(committing)
+            if upload is None:
+                raise
         metrics.upload_committed(upload.size)
+        return upload
+
+    def _store(self, principal: Principal, incoming: IncomingUpload, policy: UploadPolicy) -> Upload:
+        """Stage the file and add its row in the current transaction; only the commit is left."""
+        files = self.files.current()
+        expected_type: dict[str, str] = {}
+
+        def store_file(part: FilePart) -> StagedFile:
+            # Name and declared type are checked before the bytes are read.
+            name = sanitize_filename(part.filename)
+            expected_type[name] = content_type_for_name(name, part.content_type, self.allowed_extensions)
+            return files.stage(part.chunks, policy.byte_limit)
+
+        try:
+            received = incoming.receive(store_file)
+        except SizeLimitExceeded:
+            raise policy.too_large() from None
+        except StorageError as error:
+            raise Unavailable("The file store failed; nothing was stored.") from error
+        staged = received.staged
+        filename = sanitize_filename(received.filename)
+        content_type = expected_type[filename]
+        if staged.size == 0:
+            raise Invalid("The file is empty.", fields={"file": ["The file is empty."]})
+        check_leading_bytes(filename, content_type, staged.head)
+        if received.expected_sha256 and received.expected_sha256 != staged.sha256:
+            raise Invalid(
+                "The file's SHA-256 does not match the digest sent with it; nothing was stored.",
+                fields={"sha256": ["Digest mismatch."]},
+            )
+        self._lock_owner(principal.user_id)
+        self._check_quota(principal.user_id, staged.size)
+        upload_id = new_id()
+        upload = Upload(
+            id=upload_id,
+            owner_id=principal.user_id,
+            storage_key=upload_id.replace("-", ""),
+            filename=filename,
+            content_type=content_type,
+            size=staged.size,
+            sha256=staged.sha256,
+            visibility=received.visibility,
+            description=received.description,
+        )
+        upload.set_tags(received.tags)
+        self.session.add(upload)
+        self.session.flush()
+        files.promote_on_commit(staged, upload.storage_key)
         return upload
 
     # --- read -------------------------------------------------------------------------------
@@ -301,6 +326,20 @@ class UploadService:
         return self._download(upload)
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _committed_after_all(self, upload_id: str) -> Upload | None:
+        """The upload, if its failed commit went through after all; None if it did not.
+
+        Asked in a new transaction (a fresh connection). If the database cannot answer, the
+        client is told the outcome is unknown rather than that nothing was stored."""
+        try:
+            with self.tm:
+                return self.session.get(Upload, upload_id)
+        except (OperationalError, InterfaceError):
+            raise OutcomeUnknown(
+                "The database failed while committing this upload, so it may have been stored. "
+                "Look for it in your uploads before sending it again."
+            ) from None
 
     def _visible(self, principal: Principal, upload_id: str, lock: bool = False) -> Upload:
         # lock: hold the row until commit, so a concurrent delete makes this a clean 404.

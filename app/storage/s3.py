@@ -85,7 +85,9 @@ class S3ObjectReader:
             raise StorageError(f"open failed: {_describe(error)}") from error
         self._body = _required(reply, "Body", "open")
         content_range = reply.get("ContentRange")  # "bytes 10-99/100" on a ranged GET
-        self._size = int(content_range.rsplit("/", 1)[1]) if content_range else _required(reply, "ContentLength", "open")
+        self._size = (
+            int(content_range.rsplit("/", 1)[1]) if content_range else _required(reply, "ContentLength", "open")
+        )
 
     def read(self, size: int = -1) -> bytes:
         if self._body is None:

@@ -27,6 +27,8 @@ connection of its own, whether a row now refers to each promoted file, and keeps
 one does, or if the question cannot be answered. Keeping a file is always safe: at worst it
 is an orphan that `storage check --repair` removes. (Left open: a COMMIT still being applied
 by the server at the very moment of that question would be missed; we judge this negligible.)
+UploadService then asks again, to answer 201 if the row is there, or "outcome_unknown" if
+the database cannot say.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 from zope.sqlalchemy.datamanager import SessionDataManager
 
 from app.models import Upload
@@ -76,35 +78,65 @@ def fail_database_commits_with_files(monkeypatch, seen=None):
 
 
 def test_a_failed_database_commit_leaves_no_row_and_no_file(app, upload, uploader_headers, fetch, disk, monkeypatch):
-    promoted_before_commit = []
-    fail_database_commits_with_files(monkeypatch)
-    real_db_vote = SessionDataManager.tpc_vote
+    objects_at_commit = []
 
-    def watching_vote(self, txn):
-        promoted_before_commit.append(disk()["objects"])
-        return real_db_vote(self, txn)
+    def look_then_fail(_real_commit, _manager, _txn):
+        objects_at_commit.append(disk()["objects"])
+        raise RuntimeError("database commit failed")
 
-    monkeypatch.setattr(SessionDataManager, "tpc_vote", watching_vote)
+    on_database_commit_with_files(monkeypatch, look_then_fail)
 
     upload(uploader_headers, status=500)
 
-    # The last commit is the upload's: by then its file was durable and visible.
-    assert [len(objects) for objects in promoted_before_commit][-1] == 1
+    # When the database was asked to commit, the file was already durable and visible.
+    assert [len(objects) for objects in objects_at_commit] == [1]
     assert_consistent_and_empty(app, fetch, disk)
 
 
-def test_an_error_after_the_database_committed_keeps_row_and_file(
-    app, upload, uploader_headers, testapp, fetch, disk, monkeypatch
-):
+def commit_then_lose_the_connection(monkeypatch):
+    """The upload's commit goes through, then the connection drops before its reply is read."""
+
     def commit_then_fail(real_commit, manager, txn):
-        real_commit(manager, txn)  # the commit goes through...
-        raise ConnectionError("...and the connection drops before the reply is read")
+        real_commit(manager, txn)
+        raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection unexpectedly"))
 
     on_database_commit_with_files(monkeypatch, commit_then_fail)
 
-    upload(uploader_headers, status=500)
+
+def test_a_commit_that_went_through_before_an_error_is_answered_201(
+    app, upload, uploader_headers, fetch, disk, monkeypatch
+):
+    commit_then_lose_the_connection(monkeypatch)
+
+    created = upload(uploader_headers, status=201).json
 
     monkeypatch.undo()
+    rows = fetch(lambda s: s.scalars(select(Upload)).all())
+    assert [(row.id, row.sha256) for row in rows] == [(created["id"], created["sha256"])]
+    assert disk() == {"objects": [rows[0].storage_key], "staging": []}
+    assert storage_check(app)[0] == 0
+
+
+def test_a_commit_whose_outcome_cannot_be_learned_is_503_outcome_unknown(
+    app, upload, uploader_headers, fetch, disk, monkeypatch
+):
+    commit_then_lose_the_connection(monkeypatch)
+    # ...and the database stays unreachable, so no one can tell whether the row is there.
+    real_get = Session.get
+
+    def unreachable(self, entity, *args, **kwargs):
+        if entity is Upload:
+            raise OperationalError("SELECT", {}, ConnectionError("connection refused"))
+        return real_get(self, entity, *args, **kwargs)
+
+    monkeypatch.setattr(Session, "get", unreachable)
+
+    answer = upload(uploader_headers, status=503).json
+
+    assert answer["error"] == "outcome_unknown"
+    assert "may have been stored" in answer["message"]
+    monkeypatch.undo()
+    # It was stored, and whole: the file was kept, because the row might exist.
     rows = fetch(lambda s: s.scalars(select(Upload)).all())
     assert len(rows) == 1
     assert disk() == {"objects": [rows[0].storage_key], "staging": []}
