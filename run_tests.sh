@@ -6,7 +6,8 @@
 #
 # Needs PostgreSQL and Redis running (see README). nginx comes from Debian's packages and is
 # installed here when missing and the script runs as root; otherwise the tests that need it
-# fail and say what to install. So is wrk, for the benchmark's smoke run (integration-tests/).
+# fail and say what to install. So are wrk, for the benchmark's smoke run, and PostgreSQL's
+# server programs, for the fault test's own server (integration-tests/).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,9 +18,10 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating virtualenv in $VENV"
     "$PYTHON" -m venv "$VENV"
 fi
-# install_debian_package COMMAND PACKAGE: make COMMAND available from Debian's PACKAGE.
+# install_debian_package PROGRAM PACKAGE: make PROGRAM (a command, or a path pattern)
+# available from Debian's PACKAGE.
 install_debian_package() {
-    if command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; then
+    if command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || compgen -G "$1" >/dev/null; then
         return
     fi
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -38,6 +40,8 @@ install_debian_package() {
 }
 install_debian_package nginx nginx
 install_debian_package wrk wrk
+# The fault test runs a PostgreSQL server of its own (initdb, pg_ctl), to crash it.
+install_debian_package '/usr/lib/postgresql/*/bin/initdb' postgresql
 
 echo "==> installing pinned requirements"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/development.txt

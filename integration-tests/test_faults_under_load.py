@@ -297,7 +297,7 @@ def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_
     server, base = depot.server, depot.server.url
     master = server.process.pid
     tokens = uploaders(base)
-    faults: list[tuple[str, float, float]] = []  # (what, when it began, when readiness was back)
+    faults: list[tuple[str, float, float, float]] = []  # (what, began, healed, ready again)
 
     with Readiness(base) as readiness, Load(base, tokens) as load:
         started = time.monotonic()
@@ -311,7 +311,7 @@ def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_
         back = readiness.wait_for(200, time.monotonic())
         assert back, readiness.seen[-5:]
         assert wait_until(lambda: load.acknowledged_since(back) >= CLIENTS, timeout=60), "no uploads after the kill"
-        faults.append(("gunicorn worker SIGKILLed mid-upload", began, back))
+        faults.append(("gunicorn worker SIGKILLed mid-upload", began, began, back))
         time.sleep(LOAD_SECONDS)
 
         # 2. PostgreSQL crashes (no checkpoint; it recovers from its WAL) and comes back.
@@ -320,10 +320,11 @@ def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_
         assert readiness.wait_for(503, began, failing="database"), readiness.seen[-5:]
         time.sleep(LOAD_SECONDS)
         depot.postgres.start()
-        back = readiness.wait_for(200, time.monotonic())
+        healed = time.monotonic()
+        back = readiness.wait_for(200, healed)
         assert back, readiness.seen[-5:]
         assert wait_until(lambda: load.acknowledged_since(back) >= CLIENTS, timeout=60), "no uploads after PostgreSQL"
-        faults.append(("PostgreSQL crashed and restarted", began, back))
+        faults.append(("PostgreSQL crashed, restarted after a while", began, healed, back))
         time.sleep(LOAD_SECONDS)
 
         # 3. The S3 endpoint drops every connection and refuses new ones for a while.
@@ -332,10 +333,11 @@ def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_
         assert readiness.wait_for(503, began, failing="storage"), readiness.seen[-5:]
         time.sleep(LOAD_SECONDS)
         depot.relay.heal()
-        back = readiness.wait_for(200, time.monotonic())
+        healed = time.monotonic()
+        back = readiness.wait_for(200, healed)
         assert back, readiness.seen[-5:]
         assert wait_until(lambda: load.acknowledged_since(back) >= CLIENTS, timeout=60), "no uploads after S3"
-        faults.append(("S3 endpoint cut", began, back))
+        faults.append(("S3 endpoint cut, restored after a while", began, healed, back))
         time.sleep(LOAD_SECONDS)
 
     tally = load.tally
@@ -353,6 +355,7 @@ def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_
         "figures",
         {
             "clients": CLIENTS,
+            "load_seconds": LOAD_SECONDS,
             "uploads_sent": len(tally.sent) + 1,  # and the one whose worker was killed
             "acknowledged": len(acknowledged),
             "refused_503": len(refused),
@@ -364,13 +367,13 @@ def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_
             "leftovers_removed_by_repair": int(re.search(r"removed by --repair: (\d+)", repair.stdout).group(1)),
             "lost": len(acknowledged - whole),
             "kept_though_refused": len((refused | {KILLED_NAME}) & set(rows)),
-            "faults": [(what, round(back - began, 1)) for what, began, back in faults],
+            "faults": [(what, healed - began, back - healed) for what, began, healed, back in faults],
         },
     )
 
     assert server.process.poll() is None and server.process.pid == master, "gunicorn was restarted"
     assert not tally.defects, tally.defects[:10]
-    unanswered = readiness.unanswered(excusing=faults[0][1:])
+    unanswered = readiness.unanswered(excusing=(faults[0][1], faults[0][3]))
     assert not unanswered, f"/readyz did not answer: {unanswered[:5]}"
     assert acknowledged <= whole, f"acknowledged but lost or damaged: {sorted(acknowledged - whole)[:10]}"
     assert all(rows[name]["id"] == body["id"] for name, body in tally.acknowledged.items())

@@ -23,10 +23,11 @@ from processes import BIN, ROOT, temporary_database
 CONFIG = ROOT / "integration-tests" / "schemathesis.toml"
 MAX_EXAMPLES = int(os.environ.get("DEPOT_FUZZ_EXAMPLES", "15"))
 SEED = os.environ.get("DEPOT_FUZZ_SEED", "20261121")
+pytestmark = pytest.mark.robustness("fuzzing")
 
 
 def fuzz(base_url: str, token: str, max_examples: int = MAX_EXAMPLES, seed: str | None = SEED):
-    """Run schemathesis once; (exit code, output, number of generated test cases)."""
+    """Run schemathesis once; (exit code, output, its summary's counts)."""
     command = [
         str(BIN / "st"),
         "--config-file",
@@ -52,8 +53,22 @@ def fuzz(base_url: str, token: str, max_examples: int = MAX_EXAMPLES, seed: str 
     done = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=1800, env={**os.environ, "NO_COLOR": "1"}
     )
-    generated = re.search(r"(\d+) generated", done.stdout)
-    return done.returncode, done.stdout, int(generated.group(1)) if generated else 0
+    return done.returncode, done.stdout, summary(done.stdout)
+
+
+def summary(output: str) -> dict:
+    """schemathesis' summary: operations tested; test cases generated, passed, failed; its warnings."""
+    cases = re.search(r"Test cases:\s*\n\s*(.+)", output)
+    counts = dict((label, int(n)) for n, label in re.findall(r"(\d+) (\w+)", cases.group(1))) if cases else {}
+    tested = re.search(r"Tested: (\d+)", output)
+    warnings = re.search(r"\nWarnings:\n((?:  .*\n)+)", output)
+    return {
+        "operations": int(tested.group(1)) if tested else 0,
+        "generated": counts.get("generated", 0),
+        "passed": counts.get("passed", 0),
+        "failed": counts.get("failed", 0),
+        "warnings": [line.strip().lstrip("⚠️ ").strip() for line in warnings.group(1).splitlines()] if warnings else [],
+    }
 
 
 def fresh_token(server: str, admin: Api, role: str) -> str:
@@ -83,9 +98,10 @@ def fuzz_server(server_env, tmp_path_factory):
 # The admin runs last: it may deactivate or delete any account it finds, the bootstrap
 # admin included, which the earlier runs need to create their accounts.
 @pytest.mark.parametrize("role", ["user", "uploader", "admin"])
-def test_the_api_keeps_its_documented_contract_under_fuzzing(fuzz_server, role):
+def test_the_api_keeps_its_documented_contract_under_fuzzing(fuzz_server, role, record_property):
     admin = Api(fuzz_server).login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    code, output, generated = fuzz(fuzz_server, fresh_token(fuzz_server, admin, role))
+    code, output, counts = fuzz(fuzz_server, fresh_token(fuzz_server, admin, role))
+    record_property("figures", {"role": role, "max_examples": MAX_EXAMPLES, "seed": SEED, **counts})
 
-    assert generated > 0, output[-3000:]
+    assert counts["generated"] > 0, output[-3000:]
     assert code == 0, output[-8000:]

@@ -51,6 +51,7 @@ def test_a_token_works_as_a_bearer_token_and_records_its_last_use(testapp, uploa
     assert fetch(lambda s: s.get(ApiToken, created["id"]).last_used_at) is not None
 
 
+@pytest.mark.robustness("auth attacks")
 def test_a_token_cannot_carry_roles_its_owner_lacks(testapp, uploader_headers, fetch):
     response = testapp.post_json(TOKENS, {"name": "x", "roles": ["admin"]}, headers=uploader_headers, status=403)
 
@@ -75,6 +76,7 @@ def test_a_token_loses_roles_its_owner_loses(testapp, admin_headers, make_user, 
     testapp.get("/api/v1/users", headers=bearer(token), status=403)
 
 
+@pytest.mark.robustness("auth attacks")
 def test_an_expired_token_is_refused(testapp, uploader_headers, app):
     created = testapp.post_json(TOKENS, {"name": "old", "expires_in_days": 1}, headers=uploader_headers).json
     with app.app_context(), manager:
@@ -108,6 +110,7 @@ def test_an_api_token_cannot_create_tokens(testapp, uploader_headers, fetch):
     assert [t.name for t in fetch(lambda s: s.scalars(select(ApiToken)).all())] == ["short"]
 
 
+@pytest.mark.robustness("auth attacks")
 def test_revoking_a_token_stops_it_at_once(testapp, uploader_headers):
     created = testapp.post_json(TOKENS, {"name": "ci"}, headers=uploader_headers).json
 
@@ -117,6 +120,7 @@ def test_revoking_a_token_stops_it_at_once(testapp, uploader_headers):
     assert testapp.get(TOKENS, headers=uploader_headers).json == []
 
 
+@pytest.mark.robustness("auth attacks")
 def test_someone_elses_token_cannot_be_revoked_and_looks_missing(testapp, uploader_headers, make_user, login):
     created = testapp.post_json(TOKENS, {"name": "ci"}, headers=uploader_headers).json
     stranger = bearer(login(make_user()))

@@ -235,6 +235,7 @@ def test_login_with_missing_fields_is_a_validation_error(testapp):
     assert response.json["fields"] == {"password": ["Missing data for required field."]}
 
 
+@pytest.mark.robustness("auth attacks")
 def test_login_is_rate_limited_with_retry_after(app_factory, make_user):
     from webtest import TestApp
 
@@ -260,6 +261,7 @@ def test_a_missing_token_is_401_with_a_bearer_challenge(testapp):
     assert response.json["error"] == "unauthorized"
 
 
+@pytest.mark.robustness("auth attacks")
 @pytest.mark.parametrize(
     "mangle",
     [
@@ -275,6 +277,7 @@ def test_tampered_or_bogus_tokens_are_refused(testapp, make_user, login, mangle)
     testapp.get(ME, headers=bearer(mangle(token)), status=401)
 
 
+@pytest.mark.robustness("auth attacks")
 def test_a_token_signed_with_another_secret_is_refused(testapp, make_user, login, fetch):
     token = login(make_user())
     session_id = URLSafeTimedSerializer("testing-secret-key", salt=SESSION_TOKEN_SALT).loads(token)["sid"]
@@ -283,6 +286,7 @@ def test_a_token_signed_with_another_secret_is_refused(testapp, make_user, login
     testapp.get(ME, headers=bearer(forged), status=401)
 
 
+@pytest.mark.robustness("auth attacks")
 def test_an_expired_session_token_is_refused(app_factory, make_user):
     from webtest import TestApp
 
@@ -298,6 +302,7 @@ def test_an_expired_session_token_is_refused(app_factory, make_user):
 # --- logout -------------------------------------------------------------------------------
 
 
+@pytest.mark.robustness("auth attacks")
 def test_logout_revokes_that_token_at_once_and_only_that_one(testapp, make_user, login, fetch):
     user = make_user()
     first, second = login(user), login(user)

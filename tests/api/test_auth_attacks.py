@@ -18,6 +18,8 @@ from app.services.users import UserService
 from tests.helpers import PASSWORD, bearer
 
 ME = "/api/v1/users/me"
+pytestmark = pytest.mark.robustness("auth attacks")
+
 TOKEN = "/api/v1/auth/token"
 
 

@@ -14,6 +14,8 @@ from tests.api.test_uploads import assert_nothing_stored
 from tests.helpers import pdf_bytes, png_bytes, send_chunked
 
 UPLOADS = "/api/v1/uploads"
+pytestmark = pytest.mark.robustness("hostile inputs")
+
 BOUNDARY = "hostileboundary"
 TEXT = b"plain text\n"
 

@@ -50,6 +50,7 @@ ROUTES = [
 ]
 
 
+@pytest.mark.robustness("auth attacks")
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 def test_others_get_404_for_a_private_upload_on_every_route(testapp, private_upload, bob, method, path):
     body, _data = private_upload
@@ -64,6 +65,7 @@ def test_others_get_404_for_a_private_upload_on_every_route(testapp, private_upl
     assert missing.json["message"] == unknown.json["message"] == "No such upload."
 
 
+@pytest.mark.robustness("auth attacks")
 def test_a_private_upload_is_unchanged_by_probing(testapp, private_upload, bob, fetch):
     body, _data = private_upload
     testapp.delete(f"{UPLOADS}/{body['id']}", headers=bob, status=404)
@@ -226,6 +228,7 @@ def test_owner_changes_metadata_but_never_the_file(testapp, private_upload, alic
     assert (changed["sha256"], changed["size"]) == (sha256_hex(data), len(data))
 
 
+@pytest.mark.robustness("auth attacks")
 @pytest.mark.parametrize("payload", [{"filename": "x.png"}, {"size": 1}, {"sha256": "0" * 64}, {"owner_id": "x"}])
 def test_patch_cannot_touch_file_fields(testapp, private_upload, alice, payload):
     body, _data = private_upload

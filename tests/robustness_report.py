@@ -1,0 +1,214 @@
+"""The robustness report, docs/robustness.md, written by pytest from one run of the tests
+marked `robustness(kind)`:
+
+    ./run_tests.sh --robustness-report docs/robustness.md
+
+With the option, only those tests run, and the report says what was tried and with what
+result. Every parametrized case counts as one input or attack. A test that measures more
+than its own outcome records it with `record_property("figures", {...})`: the fuzzing run's
+generated cases, the tallies of the faults under load. Nothing in the report is typed in by
+hand; a failed case shows as failed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+# The report's rows, in order: kind (the marker's argument) -> what it covers.
+KINDS = {
+    "fuzzing": "Fuzzing from the OpenAPI spec: schemathesis over HTTP, as a user, an uploader and an admin",
+    "hostile inputs": "Hostile inputs: names, contents, multipart and JSON bodies, lying lengths, oversized bodies",
+    "auth attacks": "Auth attacks: forged, expired, revoked tokens; roles; others' objects; brute force; timing",
+    "faults under load": "Faults under load: a worker SIGKILLed mid-upload, PostgreSQL crashed, S3 cut",
+}
+
+
+@dataclass
+class Case:
+    kind: str
+    name: str
+    outcome: str = "not run"
+    seconds: float = 0.0
+    figures: list[dict] = field(default_factory=list)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--robustness-report",
+        metavar="PATH",
+        help="run only the robustness tests and write their report (docs/robustness.md) to PATH",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("robustness_report")
+    if path:
+        config.pluginmanager.register(RobustnessReport(Path(path)), "robustness-report")
+
+
+class RobustnessReport:
+    """Collects the robustness cases' outcomes and figures, then writes the report."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.cases: dict[str, Case] = {}
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        kept = [item for item in items if item.get_closest_marker("robustness")]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+        for item in kept:
+            kind = item.get_closest_marker("robustness").args[0]
+            if kind not in KINDS:
+                raise pytest.UsageError(f"{item.nodeid}: unknown robustness kind {kind!r} (see KINDS)")
+            self.cases[item.nodeid] = Case(kind, item.nodeid.split("::", 1)[1])
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        case = self.cases.get(report.nodeid)
+        if case is None:
+            return
+        if report.when == "call":
+            case.outcome, case.seconds = report.outcome, report.duration
+            case.figures = [value for name, value in report.user_properties if name == "figures"]
+        elif report.failed or report.skipped:  # in setup or teardown: the case did not hold
+            case.outcome = "failed" if report.failed else "skipped"
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(render(list(self.cases.values())))
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(f"robustness report: {self.path}")
+
+
+def render(cases: list[Case]) -> str:
+    by_kind = {kind: [c for c in cases if c.kind == kind] for kind in KINDS}
+    lines = [
+        "# Robustness report",
+        "",
+        f"Written by `./run_tests.sh --robustness-report docs/robustness.md` on {datetime.now(UTC):%Y-%m-%d} "
+        f"at commit {_commit()}. Every figure comes from that run; README (Robustness) says what "
+        "each suite checks and how to run it longer.",
+        "",
+        "| What was tried | Tried | Result |",
+        "|---|---:|---|",
+    ]
+    for kind, described in KINDS.items():
+        lines.append(f"| {described} | {_tried(kind, by_kind[kind])} | {_result(kind, by_kind[kind])} |")
+    lines += _fuzzing(by_kind["fuzzing"]) + _faults(by_kind["faults under load"])
+    lines += ["", "## Every case", ""]
+    for kind, kind_cases in by_kind.items():
+        lines += [f"### {kind.capitalize()}", "", "| Case | Outcome | Seconds |", "|---|---|---:|"]
+        lines += [f"| `{_cell(c.name)}` | {c.outcome} | {c.seconds:.2f} |" for c in kind_cases]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _tried(kind: str, cases: list[Case]) -> str:
+    figures = [f for c in cases for f in c.figures]
+    if kind == "fuzzing" and figures:
+        return f"{sum(f['generated'] for f in figures):,} generated requests"
+    if kind == "faults under load" and figures:
+        f = figures[0]
+        return (
+            f"{len(f['faults'])} faults; {f['uploads_sent']:,} uploads, {f['downloads_verified']:,} verified downloads"
+        )
+    return f"{len(cases)} cases"
+
+
+def _result(kind: str, cases: list[Case]) -> str:
+    failed = [c.name for c in cases if c.outcome != "passed"]
+    if not cases:
+        return "not run"
+    if failed:
+        return f"**{len(failed)} of {len(cases)} failed**: " + ", ".join(f"`{_cell(n)}`" for n in failed[:5])
+    figures = [f for c in cases for f in c.figures]
+    if kind == "fuzzing":
+        return f"all passed: {sum(f['failed'] for f in figures)} failures (no 5xx, no response outside the spec)"
+    if kind == "faults under load" and figures:
+        f = figures[0]
+        return (
+            f"passed: {f['lost']} of {f['acknowledged']:,} acknowledged uploads lost, "
+            f"{f['kept_though_refused']} of {f['refused_503']:,} refused kept, store consistent after repair"
+        )
+    return f"all {len(cases)} passed"
+
+
+def _fuzzing(cases: list[Case]) -> list[str]:
+    rows = [f for c in cases for f in c.figures]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Fuzzing",
+        "",
+        f"`--max-examples {rows[0]['max_examples']}`, seed {rows[0]['seed'] or 'random'}, every schemathesis check "
+        "(`integration-tests/test_fuzz_api.py`).",
+        "",
+        "| Role | Operations | Generated | Passed | Failed | schemathesis' warnings (coverage, not failures) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {f['role']} | {f['operations']} | {f['generated']:,} | {f['passed']:,} | {f['failed']:,} "
+        f"| {_cell('; '.join(f['warnings'])) or 'none'} |"
+        for f in rows
+    ]
+    return lines
+
+
+FAULT_FIGURES = {
+    "clients": "clients uploading and downloading throughout",
+    "uploads_sent": "uploads sent",
+    "acknowledged": "answered 201",
+    "lost": "answered 201 but missing or damaged afterwards",
+    "refused_503": "refused with 503 during an outage",
+    "kept_though_refused": "refused, yet a row was left",
+    "outcome_unknown": "no answer (connection died) or 503 outcome_unknown",
+    "outcome_unknown_but_stored": "of those, stored (whole) after all",
+    "downloads_verified": "downloads whose SHA-256 matched (during the run and afterwards)",
+    "downloads_refused_503": "downloads refused with 503 during an outage",
+    "downloads_cut": "downloads cut off by a fault (never taken as the file)",
+    "leftovers_removed_by_repair": "crash leftovers removed by `storage check --repair`",
+}
+
+
+def _faults(cases: list[Case]) -> list[str]:
+    figures = [f for c in cases for f in c.figures]
+    if not figures:
+        return []
+    f = figures[0]
+    lines = [
+        "",
+        "## Faults under load",
+        "",
+        f"{f['load_seconds']:g} s of load between faults (`integration-tests/test_faults_under_load.py`). /readyz "
+        "answered 503 naming the dependency while it was down, then 200; uploads went through again, "
+        "with the same gunicorn master.",
+        "",
+        "| Fault | Down for | Ready again after |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {what} | {f'{down:.1f} s' if down >= 0.05 else 'an instant'} | {back:.1f} s |"
+        for what, down, back in f["faults"]
+    ]
+    lines += ["", "| Figure | Count |", "|---|---:|"]
+    lines += [f"| {label} | {f[key]:,} |" for key, label in FAULT_FIGURES.items()]
+    return lines
+
+
+def _cell(text: str) -> str:
+    # Parametrized ids can hold anything; keep the table a table.
+    return text.replace("|", "\\|").replace("`", "'").replace("\n", " ")
+
+
+def _commit() -> str:
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+    done = subprocess.run([git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+    return done.stdout.strip() or "unknown"

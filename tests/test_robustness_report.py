@@ -1,0 +1,77 @@
+"""The robustness report says what ran and how it went, failures included; with the option,
+only the robustness tests run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.robustness_report import Case, render
+
+pytest_plugins = ["pytester"]
+
+FUZZ = {
+    "role": "user",
+    "max_examples": 15,
+    "seed": "1",
+    "operations": 25,
+    "generated": 1200,
+    "passed": 1200,
+    "failed": 0,
+    "warnings": ["Missing test data: 8 operations repeatedly returned 404 responses"],
+}
+
+
+def test_counts_and_figures_come_from_the_cases():
+    report = render(
+        [
+            Case("fuzzing", "test_fuzz[user]", "passed", 1.0, [FUZZ]),
+            Case("hostile inputs", "test_names[a]", "passed"),
+            Case("hostile inputs", "test_names[b]", "passed"),
+        ]
+    )
+
+    assert "| 1,200 generated requests | all passed: 0 failures" in report
+    assert "| 2 cases | all 2 passed |" in report
+    assert "| user | 25 | 1,200 | 1,200 | 0 | Missing test data: 8 operations" in report
+    assert "| Auth attacks" in report and "| 0 cases | not run |" in report
+
+
+def test_a_failed_case_is_reported_as_failed():
+    report = render([Case("auth attacks", "test_timing", "failed"), Case("auth attacks", "test_tokens[x|y]", "passed")])
+
+    assert "**1 of 2 failed**: `test_timing`" in report
+    assert "| `test_tokens[x\\|y]` | passed |" in report  # a pipe in an id keeps the table whole
+
+
+def test_the_option_runs_only_robustness_tests_and_writes_the_report(pytester):
+    pytester.makeini("[pytest]\nmarkers = robustness(kind): counted in the report\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.robustness("hostile inputs")
+        @pytest.mark.parametrize("name", ["../x", "C:\\\\x"])
+        def test_hostile(name):
+            assert name
+
+        def test_ordinary():
+            pass
+        """
+    )
+
+    result = pytester.runpytest("-p", "tests.robustness_report", "--robustness-report", "report.md")
+
+    result.assert_outcomes(passed=2, deselected=1)
+    report = (pytester.path / "report.md").read_text()
+    assert "| 2 cases | all 2 passed |" in report
+    assert "test_hostile[../x]" in report
+
+
+def test_an_unknown_kind_is_refused(pytester):
+    pytester.makeini("[pytest]\nmarkers = robustness(kind): counted in the report\n")
+    pytester.makepyfile("import pytest\n\n@pytest.mark.robustness('no such kind')\ndef test_x():\n    pass\n")
+
+    result = pytester.runpytest("-p", "tests.robustness_report", "--robustness-report", "report.md")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown robustness kind 'no such kind'*"])
