@@ -26,7 +26,7 @@ SEED = os.environ.get("DEPOT_FUZZ_SEED", "20261121")
 pytestmark = pytest.mark.robustness("fuzzing")
 
 
-def fuzz(base_url: str, token: str, max_examples: int = MAX_EXAMPLES, seed: str | None = SEED):
+def fuzz(base_url: str, token: str, objects: dict[str, str], max_examples: int = MAX_EXAMPLES, seed: str | None = SEED):
     """Run schemathesis once; (exit code, output, its summary's counts)."""
     command = [
         str(BIN / "st"),
@@ -51,7 +51,7 @@ def fuzz(base_url: str, token: str, max_examples: int = MAX_EXAMPLES, seed: str 
     if seed:
         command += ["--seed", seed]
     done = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=1800, env={**os.environ, "NO_COLOR": "1"}
+        command, cwd=ROOT, capture_output=True, text=True, timeout=1800, env={**os.environ, **objects, "NO_COLOR": "1"}
     )
     return done.returncode, done.stdout, summary(done.stdout)
 
@@ -71,18 +71,33 @@ def summary(output: str) -> dict:
     }
 
 
-def fresh_token(server: str, admin: Api, role: str) -> str:
-    """A session token of a new account with `role` (and one upload, if it may upload).
+def fresh_account(server: str, admin: Api, role: str) -> tuple[str, dict[str, str]]:
+    """A session token of a new account with `role`, and real objects for the fuzzer's path
+    parameters (schemathesis.toml): an upload it may see, a share link to it and an API token
+    of its own. Without them nearly every operation on an id would only ever answer 404.
 
     Each run gets its own account, so an admin run that deactivates or deletes users cannot
     pull the credentials out from under the next run."""
+
     email = f"fuzz-{role}-{uuid.uuid4().hex[:8]}@example.com"
     account = {"email": email, "password": "fuzzing password", "name": "Fuzz", "roles": [role]}
     assert admin.post("/api/v1/users", json=account).status_code == 201
     client = Api(server).login(email, "fuzzing password")
-    if role in ("admin", "uploader"):
-        assert client.post("/api/v1/uploads", files={"file": ("seed.txt", b"seed file\n")}).status_code == 201
-    return client.token
+    # A plain user cannot upload: it gets a public upload of the admin's to read.
+    owner = client if role in ("admin", "uploader") else admin
+    visibility = "private" if owner is client else "public"
+    upload = owner.post(
+        "/api/v1/uploads", files={"file": ("seed.txt", b"seed file\n")}, data={"visibility": visibility}
+    )
+    assert upload.status_code == 201, upload.text
+    link = owner.post(f"/api/v1/uploads/{upload.json()['id']}/links", json={})
+    api_token = client.post("/api/v1/users/me/tokens", json={"name": "fuzz"})
+    assert link.status_code == 201 and api_token.status_code == 201, link.text + api_token.text
+    return client.token, {
+        "DEPOT_FUZZ_UPLOAD_ID": upload.json()["id"],
+        "DEPOT_FUZZ_LINK_TOKEN": link.json()["token"],
+        "DEPOT_FUZZ_TOKEN_ID": api_token.json()["id"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +115,7 @@ def fuzz_server(server_env, tmp_path_factory):
 @pytest.mark.parametrize("role", ["user", "uploader", "admin"])
 def test_the_api_keeps_its_documented_contract_under_fuzzing(fuzz_server, role, record_property):
     admin = Api(fuzz_server).login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    code, output, counts = fuzz(fuzz_server, fresh_token(fuzz_server, admin, role))
+    code, output, counts = fuzz(fuzz_server, *fresh_account(fuzz_server, admin, role))
     record_property("figures", {"role": role, "max_examples": MAX_EXAMPLES, "seed": SEED, **counts})
 
     assert counts["generated"] > 0, output[-3000:]
