@@ -96,7 +96,8 @@ def wait_for_http(
 
 
 def wait_until(condition, timeout: float = 10):
-    """Poll `condition()` until it returns something truthy (returned), or give up (None).
+    """Poll `condition()` until it returns something truthy (returned), or give up (its last,
+    falsy, answer).
 
     For what a server writes just after answering, such as its access-log line."""
     deadline = time.monotonic() + timeout
@@ -253,7 +254,10 @@ class Nginx(Process):
 
 def postgres_bindir() -> Path:
     """Where Debian keeps the PostgreSQL server programs (initdb, pg_ctl), newest version first."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: [int(part) for part in p.parent.parent.name.split(".") if part.isdigit()],
+    )
     if not found:
         pytest.fail(
             "The PostgreSQL server programs (initdb, pg_ctl) are not installed, and the fault tests run a "
@@ -282,8 +286,12 @@ class PostgresServer:
         self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self._as_postgres:
             shutil.chown(self.folder, "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        self.start()
+        try:
+            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+            self.start()
+        except BaseException:
+            self.close()  # the caller never gets an instance to close
+            raise
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -302,7 +310,7 @@ class PostgresServer:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def close(self) -> None:
-        with contextlib.suppress(AssertionError):
+        with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         with contextlib.suppress(OSError):
             shutil.copyfile(self.log_path, self._log_copy)
@@ -402,8 +410,10 @@ def _reset(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     # close() alone does not wake a pump thread blocked in recv() on this socket (the call
-    # keeps it open), so that connection would hang instead of dying; shutdown() wakes it.
+    # keeps it open), so that connection would hang instead of dying. Shutting down the
+    # reading side wakes it without sending a FIN, which the peer could take for a clean end
+    # of a reply: the last close then sends the RST.
     with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
+        sock.shutdown(socket.SHUT_RD)
     with contextlib.suppress(OSError):
         sock.close()

@@ -23,6 +23,7 @@ to the robustness report (docs/robustness.md).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -74,14 +75,14 @@ class Depot:
 @pytest.fixture(scope="module")
 def depot(tmp_path_factory):
     logs = tmp_path_factory.mktemp("faults")
-    started: list = []
-    try:
+    # Each part is stopped even if starting a later one, or stopping another, fails.
+    with contextlib.ExitStack() as stack:
         postgres = PostgresServer(logs)
-        started.append(postgres)
+        stack.callback(postgres.close)
         moto = MotoServer(logs)
-        started.append(moto)
+        stack.callback(moto.stop)
         relay = FaultRelay(moto.port)
-        started.append(relay)
+        stack.callback(relay.close)
         env = depot_env(
             postgres.create_database("depot"),
             logs / "data",
@@ -93,16 +94,14 @@ def depot(tmp_path_factory):
         prepare_depot(env, storage=True)
         # As many threads as clients, so the readiness probe is not queued behind them.
         server = Gunicorn("faults", env, logs, workers=2, threads=CLIENTS // 2 + 1)
-        started.append(server)
+        stack.callback(server.stop)
         yield Depot(server, postgres, relay, env)
-    finally:
-        for process in reversed(started):
-            (process.close if isinstance(process, (FaultRelay, PostgresServer)) else process.stop)()
 
 
 @dataclass
 class Tally:
-    """What the clients saw. Appends from many threads: each is one atomic operation."""
+    """What the clients saw. Written from many threads: setting a key, adding to a set and
+    appending are each atomic; the download counts are not, so they go through `count`."""
 
     sent: dict[str, str] = field(default_factory=dict)  # filename -> SHA-256 of what was sent
     acknowledged: dict[str, dict] = field(default_factory=dict)  # filename -> the 201 body
@@ -111,6 +110,11 @@ class Tally:
     in_doubt: set[str] = field(default_factory=set)  # no answer, or 503 "outcome_unknown"
     downloads: Counter = field(default_factory=Counter)  # "verified", an error status, "cut"
     defects: list[str] = field(default_factory=list)  # 500s, non-JSON errors, wrong bytes
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, download_outcome: str | int) -> None:
+        with self._lock:
+            self.downloads[download_outcome] += 1
 
 
 class Load:
@@ -139,33 +143,42 @@ class Load:
         return sum(1 for at in self.tally.acknowledged_at if at > moment)
 
     def _client(self, index: int, api: Api) -> None:
-        tally, mine = self.tally, []
+        mine: list[str] = []
         for number in itertools.count():
             if self._stop.is_set():
                 return
-            name = f"load-{index:02d}-{number:05d}.png"
-            data = png(SIZES[(index + number) % len(SIZES)])
-            tally.sent[name] = sha256(data)
             try:
-                answer = api.post("/api/v1/uploads", files={"file": (name, data)})
-            except requests.RequestException:
-                tally.in_doubt.add(name)
-                time.sleep(0.2)
-                continue
-            if answer.status_code == 201:
-                tally.acknowledged[name] = answer.json()
-                tally.acknowledged_at.append(time.monotonic())
-                mine.append(name)
-            elif answer.status_code == 503 and answer.json().get("error") == "outcome_unknown":
-                # The commit failed and the database could not say whether it went through.
-                tally.in_doubt.add(name)
-                time.sleep(0.2)
-            else:
-                tally.refused[name] = answer.status_code
-                self._check_error(answer, f"upload {name}")
-                time.sleep(0.2)
-            if mine:
-                self._download(api, mine[number % len(mine)])
+                self._round(index, number, api, mine)
+            except Exception as error:  # noqa: BLE001 (a dead client would shrink the load unseen)
+                self.tally.defects.append(f"client {index} failed: {error!r}")
+                return
+
+    def _round(self, index: int, number: int, api: Api, mine: list[str]) -> None:
+        """One upload, then a download of one of this client's uploads."""
+        tally = self.tally
+        name = f"load-{index:02d}-{number:05d}.png"
+        data = png(SIZES[(index + number) % len(SIZES)])
+        tally.sent[name] = sha256(data)
+        try:
+            answer = api.post("/api/v1/uploads", files={"file": (name, data)})
+        except requests.RequestException:
+            tally.in_doubt.add(name)
+            time.sleep(0.2)
+            return
+        if answer.status_code == 201:
+            tally.acknowledged[name] = answer.json()
+            tally.acknowledged_at.append(time.monotonic())
+            mine.append(name)
+        elif answer.status_code == 503 and error_code(answer) == "outcome_unknown":
+            # The commit failed and the database could not say whether it went through.
+            tally.in_doubt.add(name)
+            time.sleep(0.2)
+        else:
+            tally.refused[name] = answer.status_code
+            self._check_error(answer, f"upload {name}")
+            time.sleep(0.2)
+        if mine:
+            self._download(api, mine[number % len(mine)])
 
     def _download(self, api: Api, name: str) -> None:
         tally = self.tally
@@ -174,25 +187,30 @@ class Load:
         except requests.RequestException:
             # A killed worker or a store cut mid-stream ends the connection; a short body is
             # never taken as the file (Content-Length is enforced).
-            tally.downloads["cut"] += 1
+            tally.count("cut")
             return
         if answer.status_code == 200:
             if sha256(answer.content) == tally.sent[name]:
-                tally.downloads["verified"] += 1
+                tally.count("verified")
             else:
                 tally.defects.append(f"download of {name} returned other bytes")
         else:
-            tally.downloads[answer.status_code] += 1
+            tally.count(answer.status_code)
             self._check_error(answer, f"download of {name}")
 
     def _check_error(self, answer: requests.Response, what: str) -> None:
         """An outage is a 503 in the JSON error shape; anything else is a defect."""
-        try:
-            shaped = answer.json()["status"] == answer.status_code
-        except (ValueError, KeyError, TypeError):
-            shaped = False
-        if answer.status_code != 503 or not shaped:
+        if answer.status_code != 503 or error_code(answer) is None:
             self.tally.defects.append(f"{what}: {answer.status_code} {answer.text[:200]}")
+
+
+def error_code(answer: requests.Response) -> str | None:
+    """The `error` of Depot's JSON error shape, or None if the body is not in that shape."""
+    try:
+        body = answer.json()
+        return body["error"] if body["status"] == answer.status_code else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class Readiness:
@@ -281,6 +299,31 @@ def kill_the_worker_receiving_an_upload(server: Gunicorn, token: str) -> int:
     return worker
 
 
+def outage(
+    readiness: Readiness, load: Load, what: str, dependency: str, cause, repair
+) -> tuple[str, float, float, float]:
+    """Take `dependency` down with `cause()` for LOAD_SECONDS under load, then `repair()` it.
+    /readyz must answer 503 naming it from soon after the cause until the repair, then 200,
+    and uploads must go through again. (what, began, repaired, ready again)."""
+    began = time.monotonic()
+    cause()
+    first = readiness.wait_for(503, began, failing=dependency)
+    assert first, f"{what}: /readyz never said 503: {readiness.seen[-5:]}"
+    time.sleep(LOAD_SECONDS)
+    repairing = time.monotonic()
+    repair()
+    back = readiness.wait_for(200, repairing)
+    assert back, f"{what}: /readyz never said 200 again: {readiness.seen[-5:]}"
+    otherwise = [
+        seen
+        for seen in readiness.seen
+        if first <= seen[0] < repairing and (seen[1], dependency in seen[2]) != (503, True)
+    ]
+    assert not otherwise, f"{what}: /readyz answered otherwise during the outage: {otherwise[:5]}"
+    assert wait_until(lambda: load.acknowledged_since(back) >= CLIENTS, timeout=60), f"no uploads after: {what}"
+    return what, began, repairing, back
+
+
 def all_rows(base_url: str) -> dict[str, dict]:
     """Every upload row, by filename, from the admin's listing (following its cursors)."""
     admin = Api(base_url).login(ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -297,7 +340,7 @@ def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_
     server, base = depot.server, depot.server.url
     master = server.process.pid
     tokens = uploaders(base)
-    faults: list[tuple[str, float, float, float]] = []  # (what, began, healed, ready again)
+    faults: list[tuple[str, float, float, float]] = []  # (what, began, repaired, recovered)
 
     with Readiness(base) as readiness, Load(base, tokens) as load:
         started = time.monotonic()
@@ -315,29 +358,28 @@ def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_
         time.sleep(LOAD_SECONDS)
 
         # 2. PostgreSQL crashes (no checkpoint; it recovers from its WAL) and comes back.
-        began = time.monotonic()
-        depot.postgres.crash()
-        assert readiness.wait_for(503, began, failing="database"), readiness.seen[-5:]
+        faults.append(
+            outage(
+                readiness,
+                load,
+                "PostgreSQL crashed, restarted after a while",
+                "database",
+                depot.postgres.crash,
+                depot.postgres.start,
+            )
+        )
         time.sleep(LOAD_SECONDS)
-        depot.postgres.start()
-        healed = time.monotonic()
-        back = readiness.wait_for(200, healed)
-        assert back, readiness.seen[-5:]
-        assert wait_until(lambda: load.acknowledged_since(back) >= CLIENTS, timeout=60), "no uploads after PostgreSQL"
-        faults.append(("PostgreSQL crashed, restarted after a while", began, healed, back))
-        time.sleep(LOAD_SECONDS)
-
         # 3. The S3 endpoint drops every connection and refuses new ones for a while.
-        began = time.monotonic()
-        depot.relay.fail()
-        assert readiness.wait_for(503, began, failing="storage"), readiness.seen[-5:]
-        time.sleep(LOAD_SECONDS)
-        depot.relay.heal()
-        healed = time.monotonic()
-        back = readiness.wait_for(200, healed)
-        assert back, readiness.seen[-5:]
-        assert wait_until(lambda: load.acknowledged_since(back) >= CLIENTS, timeout=60), "no uploads after S3"
-        faults.append(("S3 endpoint cut, restored after a while", began, healed, back))
+        faults.append(
+            outage(
+                readiness,
+                load,
+                "S3 endpoint cut, restored after a while",
+                "storage",
+                depot.relay.fail,
+                depot.relay.heal,
+            )
+        )
         time.sleep(LOAD_SECONDS)
 
     tally = load.tally
@@ -347,10 +389,12 @@ def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_
     whole = {
         name
         for name, row in rows.items()
-        if row["sha256"] == tally.sent[name] == sha256(admin.get(f"/api/v1/uploads/{row['id']}/content").content)
+        if row["sha256"] == tally.sent.get(name) == sha256(admin.get(f"/api/v1/uploads/{row['id']}/content").content)
     }
     repair = run_flask(depot.env, "storage", "check", "--repair", "--grace", "0")
     check = run_flask(depot.env, "storage", "check")
+    removed = re.search(r"removed by --repair: (\d+)", repair.stdout)
+    # Recorded before the assertions, so a failing run still reports what it saw.
     record_property(
         "figures",
         {
@@ -364,10 +408,10 @@ def test_nothing_acknowledged_is_lost_and_nothing_refused_is_kept(depot, record_
             "downloads_verified": tally.downloads["verified"] + len(whole),
             "downloads_refused_503": tally.downloads[503],
             "downloads_cut": tally.downloads["cut"],
-            "leftovers_removed_by_repair": int(re.search(r"removed by --repair: (\d+)", repair.stdout).group(1)),
+            "leftovers_removed_by_repair": int(removed.group(1)) if removed else -1,
             "lost": len(acknowledged - whole),
             "kept_though_refused": len((refused | {KILLED_NAME}) & set(rows)),
-            "faults": [(what, healed - began, back - healed) for what, began, healed, back in faults],
+            "faults": [(what, repaired - began, back - repaired) for what, began, repaired, back in faults],
         },
     )
 

@@ -49,16 +49,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("robustness_report")
     if path:
-        config.pluginmanager.register(RobustnessReport(Path(path)), "robustness-report")
+        command = " ".join(["./run_tests.sh", *config.invocation_params.args])
+        config.pluginmanager.register(RobustnessReport(Path(path), command), "robustness-report")
 
 
 class RobustnessReport:
     """Collects the robustness cases' outcomes and figures, then writes the report."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, command: str) -> None:
+        self.path, self.command = path, command
         self.cases: dict[str, Case] = {}
 
+    # Last, so the cases are what is left after -k and -m have deselected theirs.
+    @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         kept = [item for item in items if item.get_closest_marker("robustness")]
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
@@ -79,18 +82,26 @@ class RobustnessReport:
         elif report.failed or report.skipped:  # in setup or teardown: the case did not hold
             case.outcome = "failed" if report.failed else "skipped"
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # A run that never ran the cases must not replace the last report with an empty one.
+        if session.config.option.collectonly or exitstatus in (
+            pytest.ExitCode.INTERRUPTED,
+            pytest.ExitCode.INTERNAL_ERROR,
+            pytest.ExitCode.USAGE_ERROR,
+            pytest.ExitCode.NO_TESTS_COLLECTED,
+        ):
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(render(list(self.cases.values())))
+        self.path.write_text(render(list(self.cases.values()), self.command))
         session.config.pluginmanager.get_plugin("terminalreporter").write_line(f"robustness report: {self.path}")
 
 
-def render(cases: list[Case]) -> str:
+def render(cases: list[Case], command: str = "./run_tests.sh --robustness-report docs/robustness.md") -> str:
     by_kind = {kind: [c for c in cases if c.kind == kind] for kind in KINDS}
     lines = [
         "# Robustness report",
         "",
-        f"Written by `./run_tests.sh --robustness-report docs/robustness.md` on {datetime.now(UTC):%Y-%m-%d} "
+        f"Written by `{command}` on {datetime.now(UTC):%Y-%m-%d} "
         f"at commit {_commit()}. Every figure comes from that run; README (Robustness) says what "
         "each suite checks and how to run it longer.",
         "",
@@ -121,11 +132,14 @@ def _tried(kind: str, cases: list[Case]) -> str:
 
 
 def _result(kind: str, cases: list[Case]) -> str:
-    failed = [c.name for c in cases if c.outcome != "passed"]
     if not cases:
         return "not run"
+    failed = [c.name for c in cases if c.outcome == "failed"]
     if failed:
         return f"**{len(failed)} of {len(cases)} failed**: " + ", ".join(f"`{_cell(n)}`" for n in failed[:5])
+    unfinished = sum(1 for c in cases if c.outcome != "passed")
+    if unfinished:
+        return f"**{unfinished} of {len(cases)} skipped or not run**; no failure"
     figures = [f for c in cases for f in c.figures]
     if kind == "fuzzing":
         return f"all passed: {sum(f['failed'] for f in figures)} failures (no 5xx, no response outside the spec)"
@@ -184,22 +198,34 @@ def _faults(cases: list[Case]) -> list[str]:
     if not figures:
         return []
     f = figures[0]
+    held = all(c.outcome == "passed" for c in cases)
     lines = [
         "",
         "## Faults under load",
         "",
-        f"{f['load_seconds']:g} s of load between faults (`integration-tests/test_faults_under_load.py`). /readyz "
-        "answered 503 naming the dependency while it was down, then 200; uploads went through again, "
-        "with the same gunicorn master.",
+        f"{f['load_seconds']:g} s of load between faults (`integration-tests/test_faults_under_load.py`). "
+        + (
+            "While a dependency was down, /readyz answered 503 naming it; then 200 again, uploads went "
+            "through again, and the gunicorn master was the same throughout."
+            if held
+            else "**The test failed**: the figures below are what it saw; the case list says where."
+        ),
         "",
-        "| Fault | Down for | Ready again after |",
+        "| Fault | Down for | Recovered after |",
         "|---|---:|---:|",
     ]
     lines += [
         f"| {what} | {f'{down:.1f} s' if down >= 0.05 else 'an instant'} | {back:.1f} s |"
         for what, down, back in f["faults"]
     ]
-    lines += ["", "| Figure | Count |", "|---|---:|"]
+    lines += [
+        "",
+        "Recovered after: for the worker, until gunicorn's replacement had started (the other worker "
+        "served throughout); for a dependency, from its return until /readyz answered 200.",
+        "",
+        "| Figure | Count |",
+        "|---|---:|",
+    ]
     lines += [f"| {label} | {f[key]:,} |" for key, label in FAULT_FIGURES.items()]
     return lines
 

@@ -75,3 +75,42 @@ def test_an_unknown_kind_is_refused(pytester):
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown robustness kind 'no such kind'*"])
+
+
+HOSTILE_CASES = """
+import pytest
+
+@pytest.mark.robustness("hostile inputs")
+@pytest.mark.parametrize("name", ["alpha", "beta", "gamma"])
+def test_hostile(name):
+    if name == "gamma":
+        pytest.skip("not today")
+"""
+
+
+def run_with_report(pytester, *args):
+    pytester.makeini("[pytest]\nmarkers = robustness(kind): counted in the report\n")
+    pytester.makepyfile(HOSTILE_CASES)
+    return pytester.runpytest("-p", "tests.robustness_report", "--robustness-report", "report.md", *args)
+
+
+def test_cases_deselected_by_k_are_not_counted(pytester):
+    run_with_report(pytester, "-k", "not beta").assert_outcomes(passed=1, skipped=1, deselected=1)
+
+    report = (pytester.path / "report.md").read_text()
+    assert "| 2 cases | **1 of 2 skipped or not run**; no failure |" in report
+    assert "-k not beta" in report  # the command as it was run
+
+
+def test_a_skipped_case_is_not_counted_as_passed_or_failed(pytester):
+    run_with_report(pytester).assert_outcomes(passed=2, skipped=1)
+
+    assert "**1 of 3 skipped or not run**; no failure" in (pytester.path / "report.md").read_text()
+
+
+def test_a_run_that_ran_nothing_keeps_the_last_report(pytester):
+    (pytester.path / "report.md").write_text("the last report")
+
+    run_with_report(pytester, "--collect-only")
+
+    assert (pytester.path / "report.md").read_text() == "the last report"

@@ -8,6 +8,7 @@ uploads; admins see all; anyone else gets "not found"), and signed share links.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import BinaryIO
 from flask import Config
 from injector import inject
 from sqlalchemy import func, literal, or_, select, tuple_
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import scoped_session
 from transaction import ThreadTransactionManager
 
@@ -44,6 +45,7 @@ from app.storage.base import FileStore, SizeLimitExceeded, StagedFile, StorageEr
 from app.storage.transactional import TransactionalFiles
 
 _UNSET = object()
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,11 @@ class UploadService:
             with self.tm:
                 upload = self._store(principal, incoming, policy)
                 committing = upload.id
-        except Exception:
+        except (OperationalError, InterfaceError):
             if committing is None:  # failed before the commit: nothing was stored
                 raise
-            # The commit failed, but may have gone through before the error (a connection
-            # lost while reading its reply): answer what the database now says.
+            # The connection failed during the commit, which may have gone through before the
+            # error (lost while reading its reply): answer what the database now says.
             upload = self._committed_after_all(committing)
             if upload is None:
                 raise
@@ -328,18 +330,33 @@ class UploadService:
     # --- helpers ----------------------------------------------------------------------------
 
     def _committed_after_all(self, upload_id: str) -> Upload | None:
-        """The upload, if its failed commit went through after all; None if it did not.
+        """The upload, if its failed commit went through after all, with its file; None if
+        it did not go through.
 
         Asked in a new transaction (a fresh connection). If the database cannot answer, the
-        client is told the outcome is unknown rather than that nothing was stored."""
+        client is told the outcome is unknown rather than that nothing was stored. So it is
+        if the row is there without its file: the file manager, asking the same question a
+        moment earlier, heard "no" and removed the file, and the COMMIT landed in between."""
+        unknown = OutcomeUnknown(
+            "The database failed while committing this upload, so it may have been stored. "
+            "Look for it in your uploads before sending it again."
+        )
         try:
             with self.tm:
-                return self.session.get(Upload, upload_id)
-        except (OperationalError, InterfaceError):
-            raise OutcomeUnknown(
-                "The database failed while committing this upload, so it may have been stored. "
-                "Look for it in your uploads before sending it again."
-            ) from None
+                upload = self.session.get(Upload, upload_id)
+        except SQLAlchemyError:
+            raise unknown from None
+        if upload is None:
+            return None
+        try:
+            stored = self.store.stat(upload.storage_key)
+        except StorageError:
+            raise unknown from None
+        if stored is None:
+            log.error("upload %s committed after its file was removed; `storage check` reports it", upload_id)
+            raise unknown
+        log.warning("upload %s: the commit went through before the database connection failed", upload_id)
+        return upload
 
     def _visible(self, principal: Principal, upload_id: str, lock: bool = False) -> Upload:
         # lock: hold the row until commit, so a concurrent delete makes this a clean 404.

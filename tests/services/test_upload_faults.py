@@ -143,6 +143,23 @@ def test_a_commit_whose_outcome_cannot_be_learned_is_503_outcome_unknown(
     assert storage_check(app)[0] == 0
 
 
+def test_a_commit_that_lands_after_its_file_was_removed_is_never_acknowledged(
+    app, upload, uploader_headers, fetch, disk, monkeypatch
+):
+    commit_then_lose_the_connection(monkeypatch)
+    # The file manager asked first and heard "no row" (the COMMIT had not landed yet), so it
+    # removed the file; the service's question, a moment later, finds the row.
+    monkeypatch.setattr(FileStoreDataManager, "_maybe_committed", lambda self, key: False)
+
+    answer = upload(uploader_headers, status=503).json
+
+    assert answer["error"] == "outcome_unknown"
+    monkeypatch.undo()
+    assert disk()["objects"] == []
+    code, output = storage_check(app)
+    assert code == 1 and "upload rows whose file is missing: 1" in output
+
+
 def test_a_failed_file_write_is_503_and_leaves_nothing(app, upload, uploader_headers, fetch, disk, monkeypatch):
     monkeypatch.setattr(local, "_write_all", fail_with(OSError(errno.ENOSPC, "No space left on device")))
 
