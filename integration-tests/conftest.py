@@ -220,15 +220,15 @@ def topology(tmp_path_factory):
     (moto) reached through a relay that can fail. Migrated, bucket created, with an admin."""
     find_nginx()  # fail early, with the install hint, if nginx is missing
     logs = tmp_path_factory.mktemp("topology")
-    started: list = []
-    cleanup = contextlib.ExitStack()
-    database_url = cleanup.enter_context(temporary_database())
-    prefix = cleanup.enter_context(redis_key_prefix("depot-it"))  # Redis checked, keys removed after
-    try:
+    # Stopped in reverse order, each even if starting a later one or stopping another fails:
+    # the processes, then the Redis keys, then the database.
+    with contextlib.ExitStack() as stack:
+        database_url = stack.enter_context(temporary_database())
+        prefix = stack.enter_context(redis_key_prefix("depot-it"))  # Redis checked, keys removed after
         moto = MotoServer(logs)
-        started.append(moto)
+        stack.callback(moto.stop)
         relay = FaultRelay(moto.port)
-        started.append(relay)
+        stack.callback(relay.close)
         env = depot_env(
             database_url,
             logs / "data",
@@ -245,13 +245,9 @@ def topology(tmp_path_factory):
         prepare_depot(env, storage=True)
         for name in ("replica-a", "replica-b"):
             replica = Gunicorn(name, env, logs)
-            started.append(replica)
+            stack.callback(replica.stop)
             topology.replicas.append(replica)
         topology.proxy = Nginx([f"127.0.0.1:{r.port}" for r in topology.replicas], TOPOLOGY_MAX_UPLOAD, logs)
-        started.append(topology.proxy)
+        stack.callback(topology.proxy.stop)
         topology.s3 = s3_admin_client(moto)
         yield topology
-    finally:
-        for process in reversed(started):
-            (process.close if isinstance(process, FaultRelay) else process.stop)()
-        cleanup.close()  # removes the Redis keys, then drops the database

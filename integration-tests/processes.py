@@ -43,12 +43,12 @@ NGINX_BODY_SLACK = 1024 * 1024
 PG_ADMIN_URL = os.environ.get("DEPOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-def _pg_admin_connection() -> psycopg.Connection:
+def _pg_admin_connection(admin_url: str) -> psycopg.Connection:
     try:
-        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+        return psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as error:
         pytest.fail(
-            f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({error.__class__.__name__}). The integration tests "
+            f"PostgreSQL is not reachable at {admin_url} ({error.__class__.__name__}). The integration tests "
             "need a real server: on Debian, `apt-get install postgresql` and start it with "
             "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, or point DEPOT_TEST_PG "
             "at a server where this user may create databases.",
@@ -57,17 +57,18 @@ def _pg_admin_connection() -> psycopg.Connection:
 
 
 @contextlib.contextmanager
-def temporary_database(prefix: str = "depot_it") -> Iterator[str]:
-    """A uniquely named PostgreSQL database: yields its SQLAlchemy URL, then drops it."""
+def temporary_database(prefix: str = "depot_it", admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+    """A uniquely named PostgreSQL database on the server of `admin_url` (by default the
+    machine's): yields its SQLAlchemy URL, then drops it."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with _pg_admin_connection() as conn:
+    with _pg_admin_connection(admin_url) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+    params = psycopg.conninfo.conninfo_to_dict(admin_url)
     user, host, port = params.get("user", "postgres"), params.get("host", "127.0.0.1"), params.get("port", 5432)
     try:
         yield f"postgresql+psycopg://{user}@{host}:{port}/{name}"
     finally:
-        with _pg_admin_connection() as conn:
+        with _pg_admin_connection(admin_url) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
@@ -293,14 +294,10 @@ class PostgresServer:
             self.close()  # the caller never gets an instance to close
             raise
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
-
-    def create_database(self, name: str) -> str:
-        """Create database `name`; its SQLAlchemy URL."""
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        return self.url(name)
+    @property
+    def admin_url(self) -> str:
+        """For `temporary_database(admin_url=...)`."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder}"

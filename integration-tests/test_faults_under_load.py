@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, depot_env, prepare_depot, run_flask, s3_settings
-from processes import FaultRelay, Gunicorn, MotoServer, PostgresServer, wait_until
+from processes import FaultRelay, Gunicorn, MotoServer, PostgresServer, temporary_database, wait_until
 
 pytestmark = pytest.mark.robustness("faults under load")
 
@@ -83,8 +83,9 @@ def depot(tmp_path_factory):
         stack.callback(moto.stop)
         relay = FaultRelay(moto.port)
         stack.callback(relay.close)
+        database_url = stack.enter_context(temporary_database("depot_faults", postgres.admin_url))
         env = depot_env(
-            postgres.create_database("depot"),
+            database_url,
             logs / "data",
             **s3_settings(relay.url, BUCKET),
             MAX_UPLOAD_BYTES=str(64 * MIB),
