@@ -4,10 +4,11 @@
 # over real HTTP against PostgreSQL, and the scale-out topology of nginx, two replicas,
 # Redis and an S3 server). Extra arguments go to pytest.
 #
-# Needs PostgreSQL and Redis running (see README). nginx comes from Debian's packages and is
-# installed here when missing and the script runs as root; otherwise the tests that need it
-# fail and say what to install. So are wrk, for the benchmark's smoke run, and PostgreSQL's
-# server programs, for the fault test's own server (integration-tests/).
+# Needs no server running: PostgreSQL and Redis are started for the run, on free loopback
+# ports, unless DEPOT_TEST_PG / DEPOT_TEST_REDIS name servers to use (see README). Their
+# server programs, nginx and wrk (the benchmark's smoke run) come from Debian's packages and
+# are installed here when missing and the script runs as root; otherwise the tests that need
+# them fail and say what to install.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,8 +41,10 @@ install_debian_package() {
 }
 install_debian_package nginx nginx
 install_debian_package wrk wrk
-# The fault test runs a PostgreSQL server of its own (initdb, pg_ctl), to crash it.
+# PostgreSQL's and Redis's servers: without DEPOT_TEST_PG / DEPOT_TEST_REDIS the run starts
+# its own (integration-tests/local_services.py); the fault test also crashes one of its own.
 install_debian_package '/usr/lib/postgresql/*/bin/initdb' postgresql
+install_debian_package redis-server redis-server
 
 echo "==> installing pinned requirements"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/development.txt
@@ -51,4 +54,4 @@ echo "==> ruff"
 "$VENV/bin/ruff" format --check .
 
 echo "==> pytest"
-exec "$VENV/bin/pytest" "$@"
+exec "$VENV/bin/python" integration-tests/local_services.py "$VENV/bin/pytest" "$@"
