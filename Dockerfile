@@ -2,13 +2,15 @@
 # its migrations and its pinned production requirements (no test tools, no secrets), and
 # runs gunicorn with gunicorn.conf.py as an unprivileged user. Migrations are not run here:
 # docker compose runs them once in its `migrate` service (`flask db upgrade`).
+# The base is pinned to a Python release and a Debian release (both stages the same), so a
+# rebuild gets the same interpreter; update it on purpose.
 
-FROM python:3.11-slim AS build
+FROM python:3.11.16-slim-trixie AS build
 WORKDIR /build
 COPY requirements/production.txt requirements/production.txt
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements/production.txt
 
-FROM python:3.11-slim AS runtime
+FROM python:3.11.16-slim-trixie AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     DEPOT_ENV=production \
