@@ -45,6 +45,8 @@ install_debian_package wrk wrk
 # its own (integration-tests/local_services.py); the fault test also crashes one of its own.
 install_debian_package '/usr/lib/postgresql/*/bin/initdb' postgresql
 install_debian_package redis-server redis-server
+# The compose storage healthcheck (busybox wget in the image) is run against a real weed.
+install_debian_package wget wget
 
 echo "==> installing pinned requirements"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/development.txt
