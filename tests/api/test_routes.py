@@ -10,13 +10,17 @@ import tempfile
 import uuid
 
 import pytest
+from flask_migrate import upgrade
+from webtest import TestApp
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import Map, Rule, UUIDConverter
 
 from app import create_app
 from app.api import FallbackConverter
 from app.config import TestingConfig
-from tests.helpers import png_bytes
+from app.extensions import db
+from app.services.users import UserService
+from tests.helpers import PASSWORD, bearer, png_bytes
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # Values for the path arguments that are not ids.
@@ -34,6 +38,21 @@ def _app_rules() -> tuple[list[Rule], list[Rule], object]:
 
 
 RULES, RESOURCE_RULES, ADAPTER = _app_rules()
+
+
+@pytest.fixture(scope="module")
+def admin_client(tmp_path_factory) -> tuple[TestApp, dict[str, str]]:
+    """One migrated app for the whole module (its cases change nothing), and an admin's headers."""
+    folder = tmp_path_factory.mktemp("routes")
+    app = create_app(TestingConfig({"DATA_DIR": str(folder), "DATABASE_URL": f"sqlite:///{folder}/depot.sqlite3"}))
+    with app.app_context():
+        upgrade()
+        app.injector.get(UserService).create_account("root@example.com", PASSWORD, "Root", ["admin"])
+    client = TestApp(app)
+    token = client.post_json("/api/v1/auth/token", {"email": "root@example.com", "password": PASSWORD}).json
+    yield client, bearer(token["access_token"])
+    with app.app_context():
+        db.engine.dispose()
 
 
 def path_of(rule: Rule, id_value: str | None = None) -> str:
@@ -69,7 +88,9 @@ def assert_json_error(response, status: int, method: str) -> None:
 
 
 @pytest.mark.parametrize(("rule", "method"), cases(RULES, takes_an_id))
-def test_an_id_that_is_not_a_uuid_is_a_json_404_on_every_route_and_method(testapp, admin_headers, rule, method):
+def test_an_id_that_is_not_a_uuid_is_a_json_404_on_every_route_and_method(admin_client, rule, method):
+    testapp, admin_headers = admin_client
+
     response = testapp.request(path_of(rule, "not-a-uuid"), method=method, headers=admin_headers, expect_errors=True)
 
     assert_json_error(response, 404, method)
@@ -78,7 +99,9 @@ def test_an_id_that_is_not_a_uuid_is_a_json_404_on_every_route_and_method(testap
 
 
 @pytest.mark.parametrize(("rule", "method"), cases(RULES, takes_an_id))
-def test_an_invalid_id_is_404_without_credentials_too(testapp, rule, method):
+def test_an_invalid_id_is_404_without_credentials_too(admin_client, rule, method):
+    testapp, _headers = admin_client
+
     response = testapp.request(path_of(rule, "not-a-uuid"), method=method, expect_errors=True)
 
     assert_json_error(response, 404, method)
@@ -87,7 +110,8 @@ def test_an_invalid_id_is_404_without_credentials_too(testapp, rule, method):
 @pytest.mark.parametrize(
     ("rule", "method"), cases(RESOURCE_RULES, lambda rule: not rule.rule.endswith("/") and "<path:" not in rule.rule)
 )
-def test_a_trailing_slash_is_a_json_404_that_names_the_route_without_it(testapp, admin_headers, rule, method):
+def test_a_trailing_slash_is_a_json_404_that_names_the_route_without_it(admin_client, rule, method):
+    testapp, admin_headers = admin_client
     path = path_of(rule)
 
     response = testapp.request(f"{path}/", method=method, headers=admin_headers, expect_errors=True)
@@ -97,13 +121,17 @@ def test_a_trailing_slash_is_a_json_404_that_names_the_route_without_it(testapp,
         assert response.json["message"] == f"No such route; did you mean {path}?"
 
 
-def test_a_trailing_slash_on_an_unknown_path_suggests_nothing(testapp):
+def test_a_trailing_slash_on_an_unknown_path_suggests_nothing(admin_client):
+    testapp, _headers = admin_client
+
     response = testapp.get("/api/v1/nothing-here/", status=404)
 
     assert "did you mean" not in response.json["message"]
 
 
-def test_a_trailing_slash_after_an_invalid_id_suggests_nothing(testapp, admin_headers):
+def test_a_trailing_slash_after_an_invalid_id_suggests_nothing(admin_client):
+    testapp, admin_headers = admin_client
+
     response = testapp.get("/api/v1/uploads/not-a-uuid/", headers=admin_headers, status=404)
 
     assert "did you mean" not in response.json["message"]
@@ -125,7 +153,8 @@ def _allowed(path: str) -> set[str]:
         for method in sorted(set(METHODS) - _allowed(path_of(rule)))
     ],
 )
-def test_a_method_the_path_does_not_have_is_a_json_405_with_allow(testapp, admin_headers, rule, method):
+def test_a_method_the_path_does_not_have_is_a_json_405_with_allow(admin_client, rule, method):
+    testapp, admin_headers = admin_client
     path = path_of(rule)
 
     response = testapp.request(path, method=method, headers=admin_headers, expect_errors=True)
