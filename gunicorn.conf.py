@@ -5,9 +5,11 @@ GUNICORN_BIND (or PORT), GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_TIMEOUT,
 GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE and FORWARDED_ALLOW_IPS.
 
 Logs: the access log and gunicorn's own log are JSON lines on stdout/stderr, like the app's,
-with the request id and without secrets (share-link tokens are masked in paths; headers such
-as Authorization are never logged). Metrics: each worker writes its counters to
-PROMETHEUS_MULTIPROC_DIR (a fresh temporary folder unless set), so /metrics adds them up.
+with the same time format, the request id and no secrets (share-link tokens are masked in
+paths; headers such as Authorization are never logged). `bytes_sent` is the body's bytes put
+on the wire, including a file gunicorn hands to the kernel with sendfile (see below).
+Metrics: each worker writes its counters to PROMETHEUS_MULTIPROC_DIR (a fresh temporary
+folder unless set), so /metrics adds them up.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import logging
 import os
 import shutil
 import tempfile
-from datetime import UTC, datetime
+import time
 
 from gunicorn.glogging import Logger
-from pythonjsonlogger.json import JsonFormatter
+from gunicorn.http import wsgi
 
 
 def _int(name: str, default: int) -> int:
@@ -65,18 +67,52 @@ def child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+class _CountingSocket:
+    """The response's socket, counting what its sendfile() reports sent."""
+
+    def __init__(self, sock) -> None:
+        self._sock, self.sendfile_bytes = sock, 0
+
+    def sendfile(self, *args, **kwargs) -> int:
+        sent = self._sock.sendfile(*args, **kwargs)
+        self.sendfile_bytes += sent
+        return sent
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def _sendfile_counting_bytes(original):
+    """gunicorn's Response.sendfile, the path of a whole local file (Werkzeug's send_file hands
+    it `wsgi.file_wrapper`), sends the body without adding it to `resp.sent`, which its write()
+    does: so full downloads were logged with 0 bytes. This adds what the kernel reports sent."""
+
+    def sendfile(self, respiter):
+        sock, counting = self.sock, _CountingSocket(self.sock)
+        self.sock = counting
+        try:
+            return original(self, respiter)
+        finally:
+            self.sock = sock
+            self.sent += counting.sendfile_bytes
+
+    sendfile.counts_bytes = True
+    return sendfile
+
+
+# Patched once, in the master when it reads this file, so every worker it forks has it.
+if not getattr(wsgi.Response.sendfile, "counts_bytes", False):
+    wsgi.Response.sendfile = _sendfile_counting_bytes(wsgi.Response.sendfile)
+
+
 class JsonLogger(Logger):
     """Gunicorn's logger with one JSON object per line for both the error and access logs."""
 
     def setup(self, cfg) -> None:
-        from app.observability import RedactingFilter
+        from app.observability import JsonLineFormatter, RedactingFilter
 
         super().setup(cfg)
-        formatter = JsonFormatter(
-            "{asctime}{levelname}{name}{message}",
-            style="{",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        )
+        formatter = JsonLineFormatter()
         for handler in self.error_log.handlers:
             handler.setFormatter(formatter)
             # "Error handling request GET /api/v1/links/<token>" must not show the token.
@@ -87,11 +123,11 @@ class JsonLogger(Logger):
     def access(self, resp, req, environ, request_time) -> None:
         if not self.access_log_enabled:
             return
-        from app.observability import redact  # the same masking as the app's own log lines
+        from app.observability import iso_time, redact  # the app's own time format and masking
 
         headers = {name.lower(): value for name, value in resp.headers}
         record = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "time": iso_time(time.time()),
             "level": "INFO",
             "logger": "gunicorn.access",
             "message": "request",

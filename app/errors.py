@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -84,13 +84,30 @@ def _flatten_webargs_messages(messages: dict) -> dict:
     return fields
 
 
+def _route_without_trailing_slash() -> str | None:
+    """The path minus its trailing slash(es), when a route answers this method there."""
+    path = request.path
+    if request.url_rule is not None or path == "/" or not path.endswith("/"):
+        return None
+    candidate = path.rstrip("/")
+    try:
+        endpoint, _ = current_app.url_map.bind_to_environ(request.environ).match(candidate, method=request.method)
+    except HTTPException:  # no route there either (or not for this method)
+        return None
+    if getattr(current_app.view_functions.get(endpoint), "only_answers_404", False):
+        return None  # e.g. /api/v1/uploads/not-a-uuid/
+    return request.script_root + candidate
+
+
 def handle_http_error(error: HTTPException) -> Response:
     status = error.code or 500
     code = HTTP_CODES.get(status, (error.name or "error").lower().replace(" ", "_"))
     data = getattr(error, "data", None) or {}
     fields = _flatten_webargs_messages(data["messages"]) if "messages" in data else None
     message = error.description or error.name
-    if status == 422:
+    if status == 404 and (route := _route_without_trailing_slash()):
+        message = f"No such route; did you mean {route}?"
+    elif status == 422:
         message = "The request body or parameters are invalid."
     elif fields and set(fields) == {"_schema"}:
         # A message about the body as a whole (not valid JSON, nested too deeply).

@@ -2,7 +2,9 @@
 
 A client (or the proxy) may send `X-Request-ID` (kept when it is a short token of safe
 characters); otherwise one is generated. The id is echoed in the response so a user can quote
-it in a report. Log lines are JSON objects in production (LOG_FORMAT=json), one per line.
+it in a report. Log lines are JSON objects in production (LOG_FORMAT=json), one per line,
+and every line of every log (the app's, gunicorn's access and error logs, alembic's and the
+CLI's) gives its time the same way: ISO 8601 in UTC with milliseconds and the zone.
 
 Nothing secret reaches a log line: a last filter masks bearer tokens, API tokens and share
 link tokens in every message, whatever code wrote it.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from datetime import UTC, datetime
 
 from flask import Flask, Response, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
@@ -64,14 +67,44 @@ def _echo_request_id(response: Response) -> Response:
     return response
 
 
-def make_formatter(log_format: str) -> logging.Formatter:
-    if log_format == "json":
-        return JsonFormatter(
-            "{asctime}{levelname}{name}{message}{request_id}",
+def iso_time(created: float) -> str:
+    """A log line's time: ISO 8601 in UTC, to the millisecond, with its zone
+    (2026-12-01T15:04:05.123+00:00)."""
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
+
+
+class IsoTimeFormatter(logging.Formatter):
+    """A plain-text formatter that writes times as iso_time does."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+        return iso_time(record.created)
+
+
+class JsonLineFormatter(JsonFormatter):
+    """One JSON object per line: time (as iso_time), level, logger, message, then `fields`."""
+
+    def __init__(self, *fields: str) -> None:
+        super().__init__(
+            "".join(f"{{{name}}}" for name in ("asctime", "levelname", "name", "message", *fields)),
             style="{",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         )
-    return logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+        return iso_time(record.created)
+
+
+def make_formatter(log_format: str) -> logging.Formatter:
+    if log_format == "json":
+        return JsonLineFormatter("request_id")
+    return IsoTimeFormatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+
+
+# The loggers Depot configures: its own, and those of the migrations `flask db` runs (whose
+# lines would otherwise be alembic's plain text, from alembic.ini, even in production).
+LOGGERS = ("app", "alembic", "flask_migrate")
+# alembic logs every plugin it loads, at INFO, when imported: not news for an operator.
+QUIET_LOGGERS = ("alembic.runtime.plugins",)
 
 
 def configure_logging(app: Flask) -> None:
@@ -79,10 +112,13 @@ def configure_logging(app: Flask) -> None:
     handler = logging.StreamHandler()
     handler.addFilter(RequestContextFilter())
     handler.setFormatter(make_formatter(app.config["LOG_FORMAT"]))
-    root = logging.getLogger("app")
-    root.handlers[:] = [handler]
-    root.setLevel(app.config["LOG_LEVEL"])
-    root.propagate = False
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(app.config["LOG_LEVEL"])
+        logger.propagate = False
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def register_request_id(app: Flask) -> None:

@@ -1,5 +1,4 @@
 import logging
-from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
@@ -8,10 +7,8 @@ from flask import current_app
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-# Keep the app's own loggers working after a migration run inside the app (tests, first start).
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# No fileConfig(): the app that runs the migrations has already set up logging for alembic's
+# loggers (app/observability.py), in its format: JSON lines in production.
 logger = logging.getLogger("alembic.env")
 
 

@@ -3,6 +3,7 @@ file-store failures. Counters are process-wide, so each test compares before and
 
 from __future__ import annotations
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.storage.base import StorageError
@@ -23,7 +24,7 @@ def sample(client, name: str, **labels: str) -> float:
 def test_metrics_are_prometheus_text(testapp):
     response = testapp.get("/metrics")
 
-    assert response.content_type == "text/plain"
+    assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST  # one charset, the client's version
     assert "# TYPE depot_http_requests_total counter" in response.text
     assert "# TYPE depot_http_request_duration_seconds histogram" in response.text
 

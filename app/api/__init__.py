@@ -1,13 +1,20 @@
 """HTTP controllers: the `api` blueprint under /api/v1, the health probes, and their docs.
 
 Each resource is registered once here, both as a route and in the OpenAPI document.
+
+One routing trap is closed here too: `PUT /uploads/<filename>` (a raw upload) has the shape
+of `/uploads/<uuid:upload_id>`, so for `GET /uploads/not-a-uuid`, which the id's converter
+refuses, Werkzeug finds only the PUT route and answers 405. A fallback rule, tried after
+every other one at that place, answers the upload's own methods with 404 instead.
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Flask
+from werkzeug.routing import UnicodeConverter
 
 from app.api import api_tokens, auth, health, uploads, users
+from app.exceptions import NotFound
 from app.openapi import DepotApiSpec
 
 API_PREFIX = "/api/v1"
@@ -32,6 +39,27 @@ API_ROUTES = [
     ("/links/<token>", "shared_content", uploads.SharedContent),
 ]
 
+
+class FallbackConverter(UnicodeConverter):
+    """One path segment, like the default converter, but tried after every other converter
+    at the same place (Werkzeug tries the lighter ones first; the default weighs 100)."""
+
+    weight = 1000
+
+
+def no_such_upload(upload_id: str):
+    """A segment under /uploads/ that is neither an upload id nor /uploads/policy."""
+    raise NotFound("No such upload.")
+
+
+no_such_upload.only_answers_404 = True  # app.errors suggests no route that ends here
+
+
+# (url rule, endpoint name, view, methods): routes that only answer 404, left out of the docs.
+FALLBACK_ROUTES = [
+    ("/uploads/<fallback:upload_id>", "upload_not_found", no_such_upload, uploads.UploadDetail.methods),
+]
+
 PROBE_ROUTES = [
     ("/healthz", "healthz", health.Liveness),
     ("/readyz", "readyz", health.Readiness),
@@ -39,9 +67,12 @@ PROBE_ROUTES = [
 
 
 def register_api(app: Flask) -> None:
+    app.url_map.converters["fallback"] = FallbackConverter  # before any rule uses it
     blueprint = Blueprint("api", __name__, url_prefix=API_PREFIX)
     for rule, endpoint, resource in API_ROUTES:
         blueprint.add_url_rule(rule, view_func=resource.as_view(endpoint))
+    for rule, endpoint, view, methods in FALLBACK_ROUTES:
+        blueprint.add_url_rule(rule, endpoint, view, methods=sorted(methods))
     app.register_blueprint(blueprint)
     for rule, endpoint, resource in PROBE_ROUTES:
         app.add_url_rule(rule, view_func=resource.as_view(endpoint))
