@@ -119,6 +119,12 @@ def configure_logging(app: Flask) -> None:
         logger.propagate = False
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Libraries' own warnings (botocore retries, urllib3 pools...) reach the root logger:
+    # in production they must be JSON lines too, or a log collector chokes on them. The
+    # handler of an earlier app (tests build many) is replaced, anything else left alone.
+    root = logging.getLogger()
+    handler.depot_handler = True
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "depot_handler", False)] + [handler]
 
 
 def register_request_id(app: Flask) -> None:

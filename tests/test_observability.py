@@ -57,6 +57,16 @@ def test_production_logs_are_json_lines_with_the_request_id(app_factory, make_us
     assert token["access_token"] not in json.dumps(records)
 
 
+def test_third_party_warnings_are_json_lines_too(app_factory, capsys):
+    app_factory(LOG_FORMAT="json")
+    logging.getLogger("botocore.retries").warning("retrying %s", "PutObject")
+
+    (record,) = json_lines(capsys.readouterr().err, "botocore.retries")
+    assert record["message"] == "retrying PutObject"
+    assert record["level"] == "WARNING"
+    assert ISO_TIME.match(record["time"])
+
+
 def test_secrets_in_any_log_message_are_masked(app_factory, capsys):
     app = app_factory(LOG_FORMAT="json")
 
