@@ -53,10 +53,23 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def on_starting(server) -> None:
+    if getattr(server.app, "app_uri", "").startswith("autoapp"):  # Depot, not the bench's baselines
+        _refuse_a_bad_depot_config()
     # Counters of an earlier run in the same folder would be added to this run's.
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
+
+
+def _refuse_a_bad_depot_config() -> None:
+    """Exit (status 2) listing every configuration problem, before any worker boots: a worker
+    that exits on a bad setting would only be started again, and again."""
+    from app.config import ConfigError, exit_on_config_error, load_config
+
+    try:
+        load_config().validate()
+    except ConfigError as error:
+        exit_on_config_error(error)
 
 
 def child_exit(server, worker) -> None:
