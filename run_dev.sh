@@ -5,6 +5,8 @@
 #
 # pip runs only when requirements/production.txt changed since it last ran in this virtualenv
 # (a stamp file in the virtualenv holds the file's SHA-256), so a restart takes a few seconds.
+# --no-compile: Python compiles the modules it imports when it first imports them, which is
+# quicker than pip compiling every module of every package up front.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,7 +21,7 @@ wanted=$("$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(s
     requirements/production.txt)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "==> installing the pinned requirements of requirements/production.txt"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/production.txt
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile -r requirements/production.txt
     echo "$wanted" >"$stamp"
 fi
 
