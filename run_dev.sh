@@ -25,7 +25,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "$wanted" >"$stamp"
 fi
 
-export FLASK_APP=autoapp.py
-"$VENV/bin/flask" db upgrade
-echo "==> serving on http://127.0.0.1:${PORT:-5000}"
-exec "$VENV/bin/flask" run --host 127.0.0.1 --port "${PORT:-5000}"
+# `flask dev` (app/cli.py): `flask db upgrade`, then the development server, in one process.
+exec "$VENV/bin/flask" --app autoapp dev --port "${PORT:-5000}"

@@ -1,5 +1,5 @@
-"""Command-line tools: `flask users create-admin EMAIL`, `flask storage init|check` (plus
-Flask-Migrate's `flask db ...`).
+"""Command-line tools: `flask users create-admin EMAIL`, `flask storage init|check`, `flask dev`
+(what run_dev.sh runs), plus Flask-Migrate's `flask db ...`.
 
 A store or database that does not answer is reported in one line with a non-zero exit
 status, never a traceback: an operator runs these by hand or from a deployment step."""
@@ -10,7 +10,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.exceptions import DepotError
@@ -124,6 +124,22 @@ def storage_check(repair: bool, quick: bool, grace: int) -> None:
         sys.exit(1)
 
 
+@click.command("dev")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Port on 127.0.0.1.")
+@with_appcontext
+def dev_server(port: int) -> None:
+    """Apply the migrations, then serve on 127.0.0.1 with the development server.
+
+    One process does both (not `flask db upgrade` then `flask run`), so a restart of
+    run_dev.sh imports the app once."""
+    from flask_migrate import upgrade
+    from werkzeug.serving import run_simple
+
+    upgrade()
+    run_simple("127.0.0.1", port, current_app._get_current_object(), threaded=True)
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(storage_cli)
+    app.cli.add_command(dev_server)
