@@ -31,6 +31,7 @@ NEUTRAL_SETTINGS = (
     "DATABASE_URL",
     "UPLOAD_DIR",
     "STORAGE_BACKEND",
+    "S3_BUCKET",
     "DOWNLOAD_REDIRECT",
     "ADMIN_EMAIL",
     "ADMIN_PASSWORD",
@@ -157,3 +158,17 @@ def test_run_dev_restarts_without_pip_when_requirements_are_unchanged(depot_env,
         again.stop()
     assert "installing" not in again.log()
     assert "Running on http://127.0.0.1" in again.log()
+
+
+def test_run_dev_lists_every_configuration_problem_and_exits_2(depot_env, tmp_path):
+    env = {**depot_env, "TOKEN_TTL_SECONDS": "soon", "STORAGE_BACKEND": "s3", "PORT": str(free_port())}
+
+    done = subprocess.run([str(ROOT / "run_dev.sh")], env=env, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.splitlines()[-3:] == [
+        "Depot cannot start: 2 configuration problems:",
+        "- TOKEN_TTL_SECONDS must be a whole number, got 'soon'",
+        "- STORAGE_BACKEND=s3 needs S3_BUCKET",
+    ]
