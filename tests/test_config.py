@@ -227,35 +227,36 @@ BAD_PRODUCTION = {
 EXPECTED_NAMES = ["TOKEN_TTL_SECONDS", "LOG_FORMAT", "SECRET_KEY", "DATABASE_URL", "DATA_DIR"]
 
 
-def run_entry_point(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, **BAD_PRODUCTION, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+def run_entry_point(args: list[str], tmp_path: Path, **settings: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, **BAD_PRODUCTION, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), **settings}
     return subprocess.run(args, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
 
 
-def assert_every_problem_on_its_own_line(done: subprocess.CompletedProcess) -> None:
+def assert_every_problem_on_its_own_line(done: subprocess.CompletedProcess, names: list[str]) -> None:
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert "Traceback" not in output
     lines = done.stderr.splitlines()
-    start = lines.index("Depot cannot start: 5 configuration problems:")
+    start = lines.index(f"Depot cannot start: {len(names)} configuration problems:")
     problems = lines[start + 1 :]
-    assert [line.removeprefix("- ").split()[0] for line in problems] == EXPECTED_NAMES, output
+    assert [line.removeprefix("- ").split()[0] for line in problems] == names, output
 
 
 @pytest.mark.parametrize("command", [["db", "upgrade"], ["users", "create-admin", "a@example.com"], ["run"]])
 def test_flask_commands_list_every_problem_and_exit_2(command, tmp_path):
     done = run_entry_point([str(BIN / "flask"), "--app", "autoapp", *command], tmp_path)
 
-    assert_every_problem_on_its_own_line(done)
+    assert_every_problem_on_its_own_line(done, EXPECTED_NAMES)
 
 
 def test_gunicorn_lists_every_problem_once_and_exits_2_before_any_worker_starts(tmp_path):
     bind = f"127.0.0.1:{free_port()}"
     args = [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "--bind", bind, "autoapp:app"]
 
-    done = run_entry_point(args, tmp_path)
+    done = run_entry_point(args, tmp_path, GUNICORN_THREADS="many")
 
-    assert_every_problem_on_its_own_line(done)
+    # gunicorn.conf.py's own settings first, then the app's.
+    assert_every_problem_on_its_own_line(done, ["GUNICORN_THREADS", *EXPECTED_NAMES])
     assert done.stderr.count("Depot cannot start") == 1
     assert "Booting worker" not in done.stdout + done.stderr
 
