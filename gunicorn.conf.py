@@ -24,9 +24,19 @@ import time
 from gunicorn.glogging import Logger
 from gunicorn.http import wsgi
 
+# Settings of this file that could not be read: on_starting reports them with Depot's own.
+_problems: list[str] = []
+
 
 def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name) or default)
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        _problems.append(f"{name} must be a whole number, got {value!r}")
+        return default
 
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_int('PORT', 8000)}"
@@ -55,10 +65,27 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def on_starting(server) -> None:
+    _refuse_a_bad_config(depot=getattr(server.app, "app_uri", "").startswith("autoapp"))
     # Counters of an earlier run in the same folder would be added to this run's.
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
+
+
+def _refuse_a_bad_config(depot: bool) -> None:
+    """Exit (status 2) listing every configuration problem, this file's and (for Depot, not the
+    bench's baselines) the app's, before any worker boots: a worker that exits on a bad setting
+    would only be started again, and again."""
+    from app.config import ConfigError, exit_on_config_error, load_config
+
+    problems = list(_problems)
+    if depot:
+        try:
+            load_config().validate()
+        except ConfigError as error:
+            problems.extend(error.problems)
+    if problems:
+        exit_on_config_error(ConfigError(problems))
 
 
 def child_exit(server, worker) -> None:

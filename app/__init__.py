@@ -16,15 +16,21 @@ from app.config import Config, load_config
 
 
 def create_app(config: Config | None = None) -> Flask:
-    """Build the Depot app for `config` (default: the environment's, see app.config)."""
+    """Build the Depot app for `config` (default: the environment's, see app.config).
+
+    Raises ConfigError listing every configuration problem; the entry points (autoapp.py,
+    gunicorn.conf.py) print it with `app.config.exit_on_config_error`, without a traceback."""
     config = config or load_config()
     config.validate()
 
     app = Flask(__name__)
     app.config.from_object(config)
-    Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    if app.config["DATA_DIR"]:  # production on S3 may have none
+        Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
 
     register_observability(app)
+    for notice in config.notices:
+        app.logger.warning(notice)
     register_extensions(app)
     register_http_policy(app)
     register_blueprints(app)

@@ -1,16 +1,25 @@
 """Configuration classes, one per environment, with every value read from the environment.
 
 A config object is built from an environment mapping (``os.environ`` by default, after
-python-dotenv has loaded ``.env``), so tests can build one from a plain dict. Production
-refuses to start without the secrets it needs and names the missing variable.
+python-dotenv has loaded ``.env``), so tests can build one from a plain dict. Building one
+never stops at the first bad value: every problem (a malformed number, an unknown choice,
+settings that cannot work together, production's missing secrets) is collected, and
+`validate()` raises one ConfigError listing them all, so an operator fixes them in one go.
+
+Each environment keeps its data apart by default (development in ./var/development, tests
+in a temporary folder, production where DATA_DIR says), so a repair run in one never deletes
+another's files.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 from dotenv import load_dotenv
 
@@ -22,14 +31,38 @@ DEFAULT_EXTENSIONS = "png,jpg,jpeg,gif,webp,pdf,txt,csv,json,md,zip,gz"
 
 
 class ConfigError(RuntimeError):
-    """Raised when the configuration cannot run the app (for example a missing secret)."""
+    """The configuration cannot run the app; `problems` lists every reason, one line each."""
+
+    def __init__(self, problems: str | Iterable[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+    def report(self) -> str:
+        """What an entry point prints before it exits: a heading, then one line per problem."""
+        count = len(self.problems)
+        heading = f"Depot cannot start: {count} configuration problem{'s' if count != 1 else ''}:"
+        return "\n".join([heading, *(f"- {problem}" for problem in self.problems)])
+
+
+def exit_on_config_error(error: ConfigError) -> NoReturn:
+    """What the entry points (autoapp.py, gunicorn.conf.py) do with a ConfigError: print every
+    problem, one line each, to stderr, and exit with status 2, without a traceback."""
+    print(error.report(), file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 class _Env:
-    """Typed reads from an environment mapping; an empty string counts as unset."""
+    """Typed reads from an environment mapping; an empty string counts as unset.
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    A value that cannot be read is recorded in `problems` and its default is used instead,
+    so that every later check still runs and reports its own problems too."""
+
+    def __init__(self, environ: Mapping[str, str], problems: list[str] | None = None) -> None:
         self.environ = environ
+        self.problems = [] if problems is None else problems
 
     def str(self, name: str, default: str | None = None) -> str | None:
         value = self.environ.get(name)
@@ -39,12 +72,16 @@ class _Env:
         value = self.str(name)
         if value is None:
             return default
-        return value.strip().lower() in {"1", "true", "yes", "on"}
+        if value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        self.problems.append(f"{name} must be true or false (or 1/0, yes/no, on/off), got {value!r}")
+        return default
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         value = (self.str(name, default) or default).strip().lower()
         if value not in choices:
-            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+            self.problems.append(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+            return default
         return value
 
     def list(self, name: str) -> tuple[str, ...]:
@@ -57,7 +94,8 @@ class _Env:
         try:
             return int(value)
         except ValueError:
-            raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+            self.problems.append(f"{name} must be a whole number, got {value!r}")
+            return default
 
 
 class Config:
@@ -76,8 +114,12 @@ class Config:
     APISPEC_SWAGGER_UI_URL = "/api/v1/docs/"
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        env = _Env(os.environ if environ is None else environ)
-        self.DATA_DIR = env.str("DATA_DIR", str(BASE_DIR / "var"))
+        # Problems found while reading values; validate() reports them with its own.
+        self.problems: list[str] = []
+        # Things worth telling the operator at start that do not stop it (logged by create_app).
+        self.notices: list[str] = []
+        env = self._env(environ)
+        self.DATA_DIR = env.str("DATA_DIR") or self.default_data_dir()
         self.SECRET_KEY = env.str("SECRET_KEY")
         self.SQLALCHEMY_DATABASE_URI = env.str("DATABASE_URL")
         # Lifetime of a login (session) token, in seconds.
@@ -101,7 +143,7 @@ class Config:
         self.AUTH_RATE_LIMIT = env.str("AUTH_RATE_LIMIT", "10 per minute")
         self.LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
         # Uploads: the local file store's folder, the size limit, allowed extensions, quotas.
-        self.UPLOAD_DIR = env.str("UPLOAD_DIR", str(Path(self.DATA_DIR) / "uploads"))
+        self.UPLOAD_DIR = env.str("UPLOAD_DIR") or (str(Path(self.DATA_DIR) / "uploads") if self.DATA_DIR else None)
         self.MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", 1024**3)
         self.ALLOWED_EXTENSIONS = tuple(
             sorted(
@@ -141,34 +183,66 @@ class Config:
         # Log lines as JSON objects (production default) or as plain text.
         self.LOG_FORMAT = env.choice("LOG_FORMAT", ("json", "text"), self.DEFAULT_LOG_FORMAT)
 
+    def _env(self, environ: Mapping[str, str] | None) -> _Env:
+        """Reads from `environ` (default: os.environ) that record their problems on this config."""
+        return _Env(os.environ if environ is None else environ, self.problems)
+
+    def default_data_dir(self) -> str | None:
+        """DATA_DIR when the environment does not set it; each environment has its own."""
+        return str(BASE_DIR / "var" / self.ENV_NAME)
+
     def validate(self) -> None:
-        """Check settings that cannot work together; production adds its secrets (below)."""
+        """Raise one ConfigError listing every problem: values that could not be read, and
+        settings that cannot work together (production adds its secrets, below)."""
+        # dict.fromkeys: a value read twice (a subclass changing a default) is reported once.
+        problems = list(dict.fromkeys([*self.problems, *self.conflicts()]))
+        if problems:
+            raise ConfigError(problems)
+
+    def conflicts(self) -> list[str]:
+        """Settings that were read but cannot work together, one message each."""
+        found = []
         if self.STORAGE_BACKEND == "s3" and not self.S3_BUCKET:
-            raise ConfigError("STORAGE_BACKEND=s3 needs S3_BUCKET")
+            found.append("STORAGE_BACKEND=s3 needs S3_BUCKET")
         if self.DOWNLOAD_REDIRECT == "presigned" and self.STORAGE_BACKEND != "s3":
-            raise ConfigError("DOWNLOAD_REDIRECT=presigned needs STORAGE_BACKEND=s3")
+            found.append("DOWNLOAD_REDIRECT=presigned needs STORAGE_BACKEND=s3")
         if self.S3_PART_SIZE_BYTES < 5 * 1024 * 1024:
-            raise ConfigError("S3_PART_SIZE_BYTES must be at least 5242880 (S3's smallest part)")
-        if self.STORAGE_BACKEND == "s3" and self.MAX_UPLOAD_BYTES > 10_000 * self.S3_PART_SIZE_BYTES:
-            raise ConfigError("MAX_UPLOAD_BYTES needs more than S3's 10000 parts: raise S3_PART_SIZE_BYTES")
-        for origin in self.CORS_ORIGINS:
-            if origin != "*" and not _ORIGIN.match(origin):
-                raise ConfigError(f"CORS_ORIGINS entries must look like https://host[:port], got {origin!r}")
+            found.append("S3_PART_SIZE_BYTES must be at least 5242880 (S3's smallest part)")
+        elif self.STORAGE_BACKEND == "s3" and self.MAX_UPLOAD_BYTES > 10_000 * self.S3_PART_SIZE_BYTES:
+            found.append("MAX_UPLOAD_BYTES needs more than S3's 10000 parts: raise S3_PART_SIZE_BYTES")
+        found.extend(
+            f"CORS_ORIGINS entries must look like https://host[:port], got {origin!r}"
+            for origin in self.CORS_ORIGINS
+            if origin != "*" and not _ORIGIN.match(origin)
+        )
+        return found
+
+
+# Where Depot before issue 11 kept development (and, by default, production) data.
+LEGACY_DATA_DIR = BASE_DIR / "var"
 
 
 class DevelopmentConfig(Config):
-    """Local development: SQLite and a data folder inside the checkout, a throwaway secret."""
+    """Local development: SQLite and a data folder inside the checkout (./var/development),
+    a throwaway secret."""
 
     ENV_NAME = "development"
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__(environ)
-        env = _Env(os.environ if environ is None else environ)
+        env = self._env(environ)
         self.SECRET_KEY = self.SECRET_KEY or DEV_SECRET_KEY
         self.SQLALCHEMY_DATABASE_URI = self.SQLALCHEMY_DATABASE_URI or (
             "sqlite:///" + str(Path(self.DATA_DIR) / "depot.sqlite3")
         )
         self.ALLOW_REGISTRATION = env.bool("ALLOW_REGISTRATION", True)
+        legacy = LEGACY_DATA_DIR / "depot.sqlite3"
+        if env.str("DATA_DIR") is None and legacy.exists():
+            self.notices.append(
+                f"{legacy} is from an older Depot and is no longer used: development data now lives in "
+                f"{self.DATA_DIR}. To keep the old data, stop Depot and move depot.sqlite3 and uploads/ "
+                "there; otherwise delete them."
+            )
 
 
 class TestingConfig(Config):
@@ -179,38 +253,52 @@ class TestingConfig(Config):
     __test__ = False  # a config, not a pytest test class
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        super().__init__({} if environ is None else environ)
+        environ = {} if environ is None else environ
+        super().__init__(environ)
+        env = self._env(environ)
         self.SECRET_KEY = self.SECRET_KEY or "testing-secret-key"
         self.SQLALCHEMY_DATABASE_URI = self.SQLALCHEMY_DATABASE_URI or "sqlite://"
         # A low scrypt cost keeps the suite fast; the algorithm and code path are production's.
-        self.PASSWORD_HASH_METHOD = _Env(environ or {}).str("PASSWORD_HASH_METHOD", "scrypt:1024:8:1")
-        self.ALLOW_REGISTRATION = _Env(environ or {}).bool("ALLOW_REGISTRATION", True)
-        self.RATELIMIT_ENABLED = _Env(environ or {}).bool("RATELIMIT_ENABLED", False)
+        self.PASSWORD_HASH_METHOD = env.str("PASSWORD_HASH_METHOD", "scrypt:1024:8:1")
+        self.ALLOW_REGISTRATION = env.bool("ALLOW_REGISTRATION", True)
+        self.RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", False)
+
+    def default_data_dir(self) -> str:
+        """A fresh temporary folder: a test never sees another run's (or development's) files."""
+        return tempfile.mkdtemp(prefix="depot-testing-")
 
 
 class ProductionConfig(Config):
-    """Production: every secret comes from the environment."""
+    """Production: every secret, and the data folder, comes from the environment."""
 
     ENV_NAME = "production"
     DEFAULT_LOG_FORMAT = "json"  # one JSON object per line, for log collectors
 
-    def validate(self) -> None:
-        """Refuse to start without a real secret key and database URL, naming what is missing."""
-        super().validate()
-        missing = [
-            name
-            for name, value in (
-                ("SECRET_KEY", self.SECRET_KEY),
-                ("DATABASE_URL", self.SQLALCHEMY_DATABASE_URI),
+    def default_data_dir(self) -> None:
+        """None: production never guesses where its files live (see conflicts)."""
+        return None
+
+    def conflicts(self) -> list[str]:
+        """Also refuse to start without a real secret key, a database URL and, for the local
+        store, a data folder, naming each missing variable."""
+        found = super().conflicts()
+        if not self.SECRET_KEY:
+            found.append(
+                "SECRET_KEY is required in production: at least 32 random characters, e.g. from "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
-            if not value
-        ]
-        if missing:
-            raise ConfigError(f"Missing required environment variable(s): {', '.join(missing)}")
-        if len(self.SECRET_KEY) < 32:
-            raise ConfigError("SECRET_KEY must be at least 32 characters long")
-        if self.SECRET_KEY == DEV_SECRET_KEY:
-            raise ConfigError("SECRET_KEY is the public development key; generate a secret one")
+        elif self.SECRET_KEY == DEV_SECRET_KEY:
+            found.append("SECRET_KEY is the public development key; generate a secret one")
+        elif len(self.SECRET_KEY) < 32:
+            found.append("SECRET_KEY must be at least 32 characters long")
+        if not self.SQLALCHEMY_DATABASE_URI:
+            found.append("DATABASE_URL is required in production, e.g. postgresql+psycopg://user:password@host/depot")
+        if self.STORAGE_BACKEND == "local" and not self.UPLOAD_DIR:
+            found.append(
+                "DATA_DIR is required in production with STORAGE_BACKEND=local: the folder that keeps the "
+                "uploaded files (or set UPLOAD_DIR, or use STORAGE_BACKEND=s3)"
+            )
+        return found
 
 
 CONFIGS: dict[str, type[Config]] = {

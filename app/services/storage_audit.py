@@ -8,7 +8,10 @@ kinds of leftover; a row whose file is missing or corrupt is reported, never del
 that needs a person's decision.
 
 Objects younger than the grace period are left alone: they may belong to an upload that is
-committing right now.
+committing right now. The report counts them (`too_young`), so that a check run just after a
+crash does not look clean only because its leftovers are recent.
+
+A store that cannot be read raises the store's own StorageError, which the CLI reports.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class StorageReport:
     orphans: list[str] = field(default_factory=list)  # storage keys without a row
     stale_staged: list[str] = field(default_factory=list)  # staging ids past the grace period
     removed: list[str] = field(default_factory=list)  # what repair deleted
+    # Files without a row, and staged files, younger than the grace period: not judged.
+    too_young: list[str] = field(default_factory=list)
 
     @property
     def rows_intact(self) -> bool:
@@ -60,6 +65,8 @@ class StorageAuditService:
         return self.store.prepare()
 
     def check(self, repair: bool = False, verify_hashes: bool = True, grace_seconds: int = 3600) -> StorageReport:
+        """Compare every row with its file, then find leftovers older than `grace_seconds`
+        (removed with `repair`). Raises StorageError when the store cannot be read."""
         report = StorageReport()
         with self.tm:
             rows = self.session.execute(select(Upload.id, Upload.storage_key, Upload.size, Upload.sha256)).all()
@@ -71,8 +78,11 @@ class StorageAuditService:
             elif stored.size != row.size or (verify_hashes and self._sha256(row.storage_key) != row.sha256):
                 report.corrupt.append(row.id)
         cutoff = utcnow() - timedelta(seconds=grace_seconds)
-        report.orphans = [o.key for o in self.store.iter_objects() if o.key not in keys and o.modified_at <= cutoff]
-        report.stale_staged = [s.key for s in self.store.iter_staged() if s.modified_at <= cutoff]
+        for found in self.store.iter_objects():
+            if found.key not in keys:
+                (report.orphans if found.modified_at <= cutoff else report.too_young).append(found.key)
+        for staged in self.store.iter_staged():
+            (report.stale_staged if staged.modified_at <= cutoff else report.too_young).append(staged.key)
         if repair:
             self._repair(report)
         return report

@@ -39,8 +39,9 @@ class LocalFileStore(FileStore):
         self.root = Path(root)
         self.staging = self.root / "staging"
         self.objects = self.root / "objects"
-        self.staging.mkdir(parents=True, exist_ok=True)
-        self.objects.mkdir(parents=True, exist_ok=True)
+        with _storage_io("opening the folder"):
+            self.staging.mkdir(parents=True, exist_ok=True)
+            self.objects.mkdir(parents=True, exist_ok=True)
 
     # --- paths ------------------------------------------------------------------------------
 
@@ -121,14 +122,18 @@ class LocalFileStore(FileStore):
             st = self._object_path(key).stat()
         except FileNotFoundError:
             return None
+        except OSError as error:
+            raise StorageError(f"stat failed: {_describe(error)}") from error
         return StoredObject(key=key, size=st.st_size, modified_at=_mtime(st))
 
     def iter_objects(self) -> Iterator[StoredObject]:
-        for shard in sorted(p for p in self.objects.iterdir() if p.is_dir()):
-            yield from _listing(shard)
+        with _storage_io("listing"):
+            for shard in sorted(p for p in self.objects.iterdir() if p.is_dir()):
+                yield from _listing(shard)
 
     def iter_staged(self) -> Iterator[StoredObject]:
-        yield from _listing(self.staging)
+        with _storage_io("listing"):
+            yield from _listing(self.staging)
 
     def check(self) -> None:
         probe = self.root / f".ready-{secrets.token_hex(4)}"
