@@ -15,10 +15,10 @@ Afterwards nothing acknowledged is lost and nothing refused left a trace:
 - /readyz said 503, naming the dependency, during each outage and 200 after it, and uploads
   went through again, with the same gunicorn master: no restart.
 
-Depot runs here as in production (gunicorn.conf.py, JSON logs, S3 through moto) on a
-PostgreSQL server of its own, so crashing it touches nothing else. The time each phase runs
-under load is DEPOT_FAULT_LOAD_SECONDS (3 s; README has the longer command). The figures go
-to the robustness report (docs/robustness.md).
+Depot runs here as in production (gunicorn.conf.py, JSON logs, S3 on a real SeaweedFS server
+with authentication on) on a PostgreSQL server of its own, so crashing it touches nothing
+else. The time each phase runs under load is DEPOT_FAULT_LOAD_SECONDS (3 s; README has the
+longer command). The figures go to the robustness report (docs/robustness.md).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, depot_env, prepare_depot, run_flask, s3_settings
-from processes import FaultRelay, Gunicorn, MotoServer, PostgresServer, temporary_database, wait_until
+from processes import FaultRelay, Gunicorn, PostgresServer, SeaweedFS, temporary_database, wait_until
 
 pytestmark = pytest.mark.robustness("faults under load")
 
@@ -79,15 +79,15 @@ def depot(tmp_path_factory):
     with contextlib.ExitStack() as stack:
         postgres = PostgresServer(logs)
         stack.callback(postgres.close)
-        moto = MotoServer(logs)
-        stack.callback(moto.stop)
-        relay = FaultRelay(moto.port)
+        store = SeaweedFS(logs / "seaweedfs")
+        stack.callback(store.stop)
+        relay = FaultRelay(store.port)
         stack.callback(relay.close)
         database_url = stack.enter_context(temporary_database("depot_faults", postgres.admin_url))
         env = depot_env(
             database_url,
             logs / "data",
-            **s3_settings(relay.url, BUCKET),
+            **s3_settings(store, BUCKET, relay.url),
             MAX_UPLOAD_BYTES=str(64 * MIB),
             AUTH_RATE_LIMIT="1000 per minute",
             LOG_FORMAT="json",
