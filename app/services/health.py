@@ -2,9 +2,12 @@
 
 Readiness asks the database and the file store, which may hang rather than refuse (a stopped
 process still accepts connections). So that probes never pile up on a hung dependency and hold
-the threads other requests need, a process runs at most one readiness check at a time:
-probes arriving meanwhile wait for its answer, and an answer is reused for READINESS_TTL_SECONDS.
-The file store's own check is bounded (app/storage/s3.py: QUICK_PATIENCE, about 1.5 s at worst).
+the threads other requests need, a process runs at most one readiness check at a time, and
+an answer is reused for READINESS_TTL_SECONDS. Probes arriving while a check runs get the
+previous answer at once if it is recent, and otherwise wait for the running check's: so
+readiness holds at most about one thread per process. The file store's own check is bounded
+(app/storage/s3.py: QUICK_PATIENCE, about 1.5 s at worst), so a hung store shows as 503
+within about TTL + 1.5 s, and every probe answers within 2 s.
 """
 
 from __future__ import annotations
@@ -32,27 +35,38 @@ READINESS_TTL_SECONDS = 1.0
 # How long a probe waits for the check already running before answering 503 itself: the
 # store's check gives up after about 1.5 s, and /readyz must answer within 2 s.
 READINESS_WAIT_SECONDS = 1.6
+# While a check runs, an answer up to this old is given at once instead of waiting: it is at
+# most one TTL plus one check's duration behind, and the probe holds no thread for long.
+READINESS_STALE_SECONDS = 3.0
 
 
 class SingleFlight:
-    """Runs `check` at most once at a time, sharing its outcome (a value, or an Unavailable)
-    with the callers that arrive while it runs and for `ttl` seconds after."""
+    """Runs `check` at most once at a time. Its outcome (a value, or an Unavailable) is the
+    answer for `ttl` seconds; while the next check runs, callers get the last outcome if it is
+    younger than `stale` seconds, or else wait up to `wait` seconds for the running one."""
 
     def __init__(
-        self, check: Callable[[], dict], ttl: float, wait: float, clock: Callable[[], float] = time.monotonic
+        self,
+        check: Callable[[], dict],
+        ttl: float,
+        wait: float,
+        stale: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.check, self.ttl, self.wait, self.clock = check, ttl, wait, clock
+        self.check, self.ttl, self.wait, self.stale, self.clock = check, ttl, wait, stale, clock
         self._lock = threading.Lock()
         self._running: _Run | None = None
         self._outcome: tuple[float, dict | None, Unavailable | None] | None = None  # (when, value, error)
 
     def __call__(self) -> dict:
         with self._lock:
-            outcome = self._outcome if self._outcome and self.clock() - self._outcome[0] < self.ttl else None
-            leading = outcome is None and self._running is None
+            age = self.clock() - self._outcome[0] if self._outcome else float("inf")
+            leading = age >= self.ttl and self._running is None
             if leading:
                 self._running = _Run()
             running = self._running
+            # Fresh, or a check is running and the last answer is recent enough.
+            outcome = self._outcome if age < self.ttl or (not leading and age < self.stale) else None
         if outcome is None:
             if leading:
                 self._lead(running)
@@ -99,7 +113,9 @@ class HealthService:
         self.tm = tm
         self.session = session
         self.store = store
-        self._readiness = SingleFlight(self._check, READINESS_TTL_SECONDS, READINESS_WAIT_SECONDS)
+        self._readiness = SingleFlight(
+            self._check, READINESS_TTL_SECONDS, READINESS_WAIT_SECONDS, READINESS_STALE_SECONDS
+        )
 
     def readiness(self) -> dict[str, str]:
         """Every dependency's state; raises Unavailable naming the first that does not answer."""

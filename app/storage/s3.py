@@ -31,7 +31,6 @@ from datetime import datetime
 from typing import Any
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, HTTPClientError
 
@@ -40,9 +39,14 @@ from app.storage.base import FileStore, Intake, StagedFile, StorageError, Stored
 from app.storage.pipeline import HashingWriter
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
-# S3 refuses parts under 5 MiB (except the last) and single PUT/COPY over 5 GiB.
+# S3 refuses parts under 5 MiB (except the last), and more than 10,000 parts.
 MIN_PART_SIZE = 5 * 1024 * 1024
-MAX_SINGLE_COPY = 5 * 1024**3
+MAX_PARTS = 10_000
+# A server-side copy takes time in proportion to the size (SeaweedFS, measured: 64 MiB in
+# 0.5 s, 256 MiB in 3.7 s), and no byte comes back until it is done: one call for a large
+# file would outlast the read timeout. So files above this are copied in parts of this size
+# (UploadPartCopy), each well within it.
+COPY_PART_SIZE = 32 * 1024 * 1024
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}
 _BOTO_FAILURES = (BotoCoreError, ClientError)
 # The request may have reached the store, and the store may still carry it out later (a read
@@ -64,18 +68,24 @@ class Patience:
     read: float
     attempts: int
 
-    @property
-    def worst_case(self) -> float:
-        """The longest a call can take when the store stops answering (no backoff counted)."""
-        return self.attempts * (self.connect + self.read)
+    def worst_case(self, with_body: bool = False) -> float:
+        """The longest a call can take when the store stops answering (no backoff counted).
+        A call with a body (PUT, part) first waits up to EXPECT_CONTINUE_SECONDS for the
+        store's "100 Continue"; a stopped store accepts the connection, so it is the read
+        that waits, not the connect: one or the other per attempt."""
+        expect = EXPECT_CONTINUE_SECONDS if with_body else 0
+        return self.attempts * max(self.connect, expect + self.read)
 
 
+# botocore sends S3 bodies with "Expect: 100-continue" and waits this long for the answer.
+EXPECT_CONTINUE_SECONDS = 1
 # Every call that moves a file's bytes or metadata. A healthy store answers each in well under
-# a second (a part's bytes are sent before the wait for the reply starts, and each socket
-# operation, not the whole transfer, gets `read`); a connect on a LAN or to a cloud endpoint
-# takes milliseconds. Two attempts ride out one transient failure (a reset connection, a 503).
-# With a hung store the worst case is 2 x (1 + 2) = 6 s, so a request that needs the store
-# answers 503 within 10 s (issue 11), with room for the database work around it.
+# a second (a part's bytes are sent before the wait for the reply starts, each socket
+# operation, not the whole transfer, gets `read`, and large copies go in parts: see
+# COPY_PART_SIZE); a connect on a LAN or to a cloud endpoint takes milliseconds. Two attempts
+# ride out one transient failure (a reset connection, a 503). With a hung store the worst case
+# is 2 x (1 + 2) = 6 s for a PUT, so a request that needs the store answers 503 within 10 s
+# (issue 11), with room for the database work around it (measured: at most about 6 s).
 DATA_PATIENCE = Patience(connect=1, read=2, attempts=2)
 # The readiness probe (one HEAD of the bucket) and cleanups after a failure: one short attempt.
 # /readyz must answer within 2 s; a cleanup that fails is retried in the background.
@@ -269,15 +279,15 @@ class S3FileStore(FileStore):
         source = {"Bucket": self.bucket, "Key": self._staging_key(staged.staging_id)}
         target = self._object_key(key)
         try:
-            if staged.size <= MAX_SINGLE_COPY:
+            if staged.size <= COPY_PART_SIZE:
                 self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=source)
-            else:  # boto3's managed copy splits it into UploadPartCopy calls
-                self.client.copy(source, self.bucket, target, Config=TransferConfig(multipart_chunksize=1024**3))
+            else:
+                self._copy_in_parts(source, target, staged.size)
         except _BOTO_FAILURES as error:
             self._saw(error)
             raise StorageError(f"promotion failed: {_describe(error)}") from error
         # The staged copy is now redundant (and complete, so no multipart upload is left).
-        self._clean_up(source["Key"])
+        self._clean_up(source["Key"], uploads=False)
 
     def discard(self, staged: StagedFile) -> None:
         self.discard_staged(staged.staging_id)
@@ -288,7 +298,7 @@ class S3FileStore(FileStore):
     def delete(self, key: str) -> None:
         # Keys are never reused, so a delete that fails now is retried in the background: the
         # caller learns of the failure, and the file does not outlive the outage.
-        if not self._clean_up(self._object_key(key)):
+        if not self._clean_up(self._object_key(key), uploads=False):
             raise StorageError("delete failed: the store did not answer; retrying in the background")
 
     # --- reading ----------------------------------------------------------------------------
@@ -373,21 +383,51 @@ class S3FileStore(FileStore):
 
     # --- helpers ----------------------------------------------------------------------------
 
+    def _copy_in_parts(self, source: dict, target: str, size: int) -> None:
+        reply = self.client.create_multipart_upload(Bucket=self.bucket, Key=target)
+        upload_id = _required(reply, "UploadId", "promotion")
+        part_size = max(COPY_PART_SIZE, -(-size // MAX_PARTS))
+        parts = []
+        try:
+            for number, start in enumerate(range(0, size, part_size), start=1):
+                reply = self.client.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=target,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={start}-{min(start + part_size, size) - 1}",
+                )
+                etag = _required(_required(reply, "CopyPartResult", "promotion"), "ETag", "promotion")
+                parts.append({"PartNumber": number, "ETag": etag})
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=target, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException as error:
+            self._saw(error)
+            self._clean_up(target, upload_id)
+            raise
+
     def _saw(self, error: BaseException) -> None:
         """Note a failure: after a timeout, cleanups go straight to Leftovers for a while."""
         if isinstance(error, _IN_DOUBT):
             self._hung_until = _now() + HUNG_SECONDS
 
-    def _clean_up(self, key: str, upload_id: str | None = None) -> bool:
+    def _clean_up(self, key: str, upload_id: str | None = None, uploads: bool = True) -> bool:
         """Remove whatever is stored under `key` now, with one short attempt per call; True if
         that worked. If it did not, or if the store has just timed out (a cleanup would only
         wait again), Leftovers does it in the background, and also does it again a moment
-        later: a request that timed out may still be carried out when the store answers."""
+        later: a request that timed out may still be carried out when the store answers.
+        `uploads=False`: no multipart upload can be there, only the object is deleted now
+        (Leftovers always looks for both)."""
         if _now() < self._hung_until:
             self.leftovers.add(key)
             return False
         try:
-            _remove(self.quick_client, self.bucket, key, upload_id)
+            if uploads:
+                _remove(self.quick_client, self.bucket, key, upload_id)
+            else:
+                self.quick_client.delete_object(Bucket=self.bucket, Key=key)
         except _BOTO_FAILURES as error:
             self._saw(error)
             self.leftovers.add(key)

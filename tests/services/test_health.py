@@ -1,6 +1,7 @@
 """The readiness check's single flight: one check at a time per process, its answer shared
-with the probes that arrive meanwhile and reused for a moment, so probes never pile up on a
-hung dependency. (Against a real hung store under gunicorn: integration-tests/test_hung_store.py.)"""
+with the probes that arrive meanwhile and reused for a moment, and while the next check runs
+the previous answer given at once, so probes never pile up on a hung dependency. (Against a
+real hung store under gunicorn: integration-tests/test_hung_store.py.)"""
 
 from __future__ import annotations
 
@@ -96,6 +97,30 @@ def test_an_answer_is_reused_for_the_ttl_then_checked_again():
     assert check.calls == 1
     clock.now += 0.2
     flight()
+    assert check.calls == 2
+
+
+def test_while_a_check_runs_a_recent_answer_is_given_at_once():
+    clock = Clock()
+    check = SlowCheck()
+    flight = SingleFlight(check, ttl=1, wait=5, stale=3, clock=clock)
+    check.release.set()
+    flight()  # the answer of the first check
+    check.release.clear()
+    check.outcome = Unavailable("The file store is not answering.", fields={"storage": ["unavailable"]})
+    clock.now += 1.5  # expired: the next probe leads a new check, which hangs
+
+    with ThreadPoolExecutor(1) as pool:
+        leading = pool.submit(ask, flight)
+        check.started.wait(5)
+        meanwhile = [ask(flight) for _ in range(3)]  # not waiting: the previous answer
+        clock.now += 2  # now too old to give: wait for the running check
+        waited = pool.submit(ask, flight)
+        check.release.set()
+        later = [leading.result(5), waited.result(5)]
+
+    assert meanwhile == [{"database": "ok"}] * 3
+    assert all(isinstance(e, Unavailable) for e in later)
     assert check.calls == 2
 
 

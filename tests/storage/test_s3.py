@@ -237,9 +237,10 @@ def test_every_client_waits_a_bounded_time(s3_client):
 
     assert patience == {"data": (1, 2), "presign": (1, 2), "quick": (0.5, 1)}
     assert attempts == {"data": 2, "presign": 2, "quick": 1}
-    # The promises of issue 11 when the store hangs: /readyz within 2 s, a request within 10 s.
-    assert QUICK_PATIENCE.worst_case < 2
-    assert DATA_PATIENCE.worst_case + 2 * QUICK_PATIENCE.worst_case < 10
+    # The promises of issue 11 when the store hangs: /readyz within 2 s, a request within 10 s
+    # (after one timed-out call, its cleanups skip the store: test below).
+    assert QUICK_PATIENCE.worst_case() < 2
+    assert DATA_PATIENCE.worst_case(with_body=True) < 8
 
 
 def test_the_readiness_check_only_reads(s3_client):
@@ -357,3 +358,35 @@ def test_leftovers_are_removed_by_a_background_thread(s3_client, monkeypatch):
         time.sleep(0.01)
     assert store.leftovers.pending() == set()
     assert objects_in_bucket(s3_client) == []
+
+
+def test_a_large_file_is_promoted_by_copying_it_in_parts(s3_client, monkeypatch):
+    monkeypatch.setattr(s3_module, "COPY_PART_SIZE", MIN_PART_SIZE)
+    recorder = RecordingClient(s3_client)
+    store = S3FileStore(BUCKET, part_size=MIN_PART_SIZE, client=recorder)
+    data = b"".join(mib_chunks(12))
+    staged = store.stage(mib_chunks(12))
+    recorder.calls.clear()
+
+    store.promote(staged, KEY)
+
+    names = [name for name, _ in recorder.calls]
+    # No single call copies more than a part, so none outlasts the read timeout.
+    copy = ["create_multipart_upload"] + ["upload_part_copy"] * 3 + ["complete_multipart_upload"]
+    assert names == [*copy, "delete_object"]  # and the staged object deleted
+    with store.open(KEY) as handle:
+        assert sha256_hex(handle.read()) == sha256_hex(data)
+    assert objects_in_bucket(s3_client) == [f"objects/{KEY}"]
+    assert multipart_uploads(s3_client) == []
+
+
+def test_a_part_copy_that_fails_leaves_no_unfinished_upload(s3_client, monkeypatch):
+    monkeypatch.setattr(s3_module, "COPY_PART_SIZE", MIN_PART_SIZE)
+    store = foreground_store(RecordingClient(s3_client, "upload_part_copy", 1))
+    staged = store.stage(mib_chunks(12))
+
+    with pytest.raises(StorageError, match="promotion failed"):
+        store.promote(staged, KEY)
+
+    assert multipart_uploads(s3_client) == []
+    assert store.stat(KEY) is None
