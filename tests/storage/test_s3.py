@@ -390,3 +390,37 @@ def test_a_part_copy_that_fails_leaves_no_unfinished_upload(s3_client, monkeypat
 
     assert multipart_uploads(s3_client) == []
     assert store.stat(KEY) is None
+
+
+def test_an_unreachable_store_fails_every_operation_with_a_storage_error():
+    # What `flask storage check` / `storage init` meet when the store is down: a domain error
+    # with a one-line message, never a botocore exception.
+    import socket
+
+    with socket.socket() as sock:  # a loopback port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = S3FileStore(
+        BUCKET,
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        addressing_style="path",
+        background_cleanup=False,
+    )
+    operations = {
+        "check": store.check,
+        "prepare": store.prepare,
+        "stage": lambda: store.stage([b"data"]),
+        "open": lambda: store.open(KEY),
+        "stat": lambda: store.stat(KEY),
+        "delete": lambda: store.delete(KEY),
+        "objects": lambda: list(store.iter_objects()),
+        "staged": lambda: list(store.iter_staged()),
+    }
+
+    for name, operation in operations.items():
+        with pytest.raises(StorageError) as raised:
+            operation()
+        assert "\n" not in str(raised.value) and str(port) not in str(raised.value), name
