@@ -1,4 +1,4 @@
-"""S3FileStore: files in a bucket of an S3-compatible object store (AWS S3, MinIO, Ceph).
+"""S3FileStore: files in a bucket of an S3-compatible object store (AWS S3, SeaweedFS, Ceph).
 
 Layout under an optional prefix: `staging/<random id>` for bytes still arriving or waiting
 for commit, and `objects/<key>` for committed files. A staged object becomes final by a
