@@ -22,14 +22,13 @@ from processes import (
     ROOT,
     FaultRelay,
     Gunicorn,
-    MotoServer,
     Nginx,
+    SeaweedFS,
     find_nginx,
     temporary_database,
     wait_until,
 )
 
-from app.storage.s3 import make_client
 from tests.helpers import REDIS_URL, redis_key_prefix
 
 ADMIN_EMAIL = "admin@example.com"
@@ -75,28 +74,18 @@ def depot_env(database_url: str, data_dir, **settings: str) -> dict:
     }
 
 
-def s3_settings(endpoint_url: str, bucket: str) -> dict[str, str]:
-    """Depot's settings for an S3 store at `endpoint_url` (moto: any key pair is accepted),
-    with the smallest part size S3 allows, so multipart uploads are cheap to cause."""
+def s3_settings(store: SeaweedFS, bucket: str, endpoint_url: str | None = None) -> dict[str, str]:
+    """Depot's settings for the S3 server `store` (reached at `endpoint_url`, say through a
+    relay, or directly), with its credentials and the smallest part size S3 allows, so
+    multipart uploads are cheap to cause."""
     return {
         "STORAGE_BACKEND": "s3",
-        "S3_ENDPOINT_URL": endpoint_url,
+        "S3_ENDPOINT_URL": endpoint_url or store.url,
         "S3_BUCKET": bucket,
-        "S3_ACCESS_KEY_ID": "depot-it",
-        "S3_SECRET_ACCESS_KEY": secrets.token_urlsafe(24),
+        "S3_ACCESS_KEY_ID": store.access_key,
+        "S3_SECRET_ACCESS_KEY": store.secret_key,
         "S3_PART_SIZE_BYTES": str(5 * 1024 * 1024),
     }
-
-
-def s3_admin_client(server: MotoServer):
-    """A boto3 client on the S3 server itself (not through any relay), to look at the bucket."""
-    return make_client(
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="depot-it",
-        aws_secret_access_key="unused",
-        addressing_style="path",
-    )
 
 
 def run_flask(env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -217,7 +206,8 @@ class Topology:
 def topology(tmp_path_factory):
     """The docker-compose topology from local processes: nginx (the compose template) in front
     of two gunicorn replicas on one PostgreSQL database, Redis rate limits and an S3 server
-    (moto) reached through a relay that can fail. Migrated, bucket created, with an admin."""
+    (SeaweedFS, authentication on) reached through a relay that can fail. Migrated, bucket
+    created, with an admin."""
     find_nginx()  # fail early, with the install hint, if nginx is missing
     logs = tmp_path_factory.mktemp("topology")
     # Stopped in reverse order, each even if starting a later one or stopping another fails:
@@ -225,14 +215,14 @@ def topology(tmp_path_factory):
     with contextlib.ExitStack() as stack:
         database_url = stack.enter_context(temporary_database())
         prefix = stack.enter_context(redis_key_prefix("depot-it"))  # Redis checked, keys removed after
-        moto = MotoServer(logs)
-        stack.callback(moto.stop)
-        relay = FaultRelay(moto.port)
+        store = SeaweedFS(logs / "seaweedfs")
+        stack.callback(store.stop)
+        relay = FaultRelay(store.port)
         stack.callback(relay.close)
         env = depot_env(
             database_url,
             logs / "data",
-            **s3_settings(relay.url, TOPOLOGY_BUCKET),
+            **s3_settings(store, TOPOLOGY_BUCKET, relay.url),
             MAX_UPLOAD_BYTES=str(TOPOLOGY_MAX_UPLOAD),
             RATELIMIT_STORAGE_URI=REDIS_URL,
             RATELIMIT_KEY_PREFIX=prefix,
@@ -249,5 +239,5 @@ def topology(tmp_path_factory):
             topology.replicas.append(replica)
         topology.proxy = Nginx([f"127.0.0.1:{r.port}" for r in topology.replicas], TOPOLOGY_MAX_UPLOAD, logs)
         stack.callback(topology.proxy.stop)
-        topology.s3 = s3_admin_client(moto)
+        topology.s3 = store.client()
         yield topology

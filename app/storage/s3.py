@@ -1,4 +1,4 @@
-"""S3FileStore: files in a bucket of an S3-compatible object store (AWS S3, MinIO, Ceph).
+"""S3FileStore: files in a bucket of an S3-compatible object store (AWS S3, SeaweedFS, Ceph).
 
 Layout under an optional prefix: `staging/<random id>` for bytes still arriving or waiting
 for commit, and `objects/<key>` for committed files. A staged object becomes final by a
@@ -7,33 +7,98 @@ durable, so no fsync is needed. Bytes are sent as a multipart upload in parts of
 as they arrive, from a second thread (app.storage.pipeline), so an upload holds about one
 part and a few queued chunks in memory whatever the file's size.
 
-Every botocore failure (network, credentials, a 5xx of the store) becomes StorageError, which
-the data manager and the API already treat as "the store failed; nothing was kept".
+Every botocore failure (network, credentials, a 5xx of the store, a timeout) becomes
+StorageError, which the data manager and the API already treat as "the store failed; nothing
+was kept".
+
+Every call waits a bounded time (see the Patience constants below): a store that stops
+answering, without refusing connections, costs a request a few seconds, not minutes. A request
+that timed out may still be carried out by the store once it answers again (it sat in the
+store's socket buffers): what such a request may have created is handed to `Leftovers`, which
+removes it in the background once the store is back.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
+import threading
+import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, HTTPClientError
 
 from app.attachments import content_disposition
 from app.storage.base import FileStore, Intake, StagedFile, StorageError, StoredObject
 from app.storage.pipeline import HashingWriter
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
-# S3 refuses parts under 5 MiB (except the last) and single PUT/COPY over 5 GiB.
+# S3 refuses parts under 5 MiB (except the last), and more than 10,000 parts.
 MIN_PART_SIZE = 5 * 1024 * 1024
-MAX_SINGLE_COPY = 5 * 1024**3
+MAX_PARTS = 10_000
+# A server-side copy takes time in proportion to the size (SeaweedFS, measured: 64 MiB in
+# 0.5 s, 256 MiB in 3.7 s), and no byte comes back until it is done: one call for a large
+# file would outlast the read timeout. So files above this are copied in parts of this size
+# (UploadPartCopy), each well within it.
+COPY_PART_SIZE = 32 * 1024 * 1024
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}
 _BOTO_FAILURES = (BotoCoreError, ClientError)
+# The request may have reached the store, and the store may still carry it out later (a read
+# timeout, a connection cut before the reply) or it is not answering at all (a connect
+# timeout): in both cases cleaning up now would only wait again, so it is left to Leftovers.
+_IN_DOUBT = (HTTPClientError, ConnectTimeoutError)
+
+log = logging.getLogger(__name__)
+_now = time.monotonic  # replaced by the tests' clock
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long one S3 call may wait: per connection attempt, per socket read (or send), and
+    how many attempts in all (botocore's standard retry mode; its backoff between attempts is
+    well under a second for anything but throttling)."""
+
+    connect: float
+    read: float
+    attempts: int
+
+    def worst_case(self, with_body: bool = False) -> float:
+        """The longest a call can take when the store stops answering (no backoff counted).
+        A call with a body (PUT, part) first waits up to EXPECT_CONTINUE_SECONDS for the
+        store's "100 Continue"; a stopped store accepts the connection, so it is the read
+        that waits, not the connect: one or the other per attempt."""
+        expect = EXPECT_CONTINUE_SECONDS if with_body else 0
+        return self.attempts * max(self.connect, expect + self.read)
+
+
+# botocore sends S3 bodies with "Expect: 100-continue" and waits this long for the answer.
+EXPECT_CONTINUE_SECONDS = 1
+# Every call that moves a file's bytes or metadata. A healthy store answers each in well under
+# a second (a part's bytes are sent before the wait for the reply starts, each socket
+# operation, not the whole transfer, gets `read`, and large copies go in parts: see
+# COPY_PART_SIZE); a connect on a LAN or to a cloud endpoint takes milliseconds. Two attempts
+# ride out one transient failure (a reset connection, a 503). With a hung store the worst case
+# is 2 x (1 + 2) = 6 s for a PUT, so a request that needs the store answers 503 within 10 s
+# (issue 11), with room for the database work around it (measured: at most about 6 s).
+DATA_PATIENCE = Patience(connect=1, read=2, attempts=2)
+# The readiness probe (one HEAD of the bucket) and cleanups after a failure: one short attempt.
+# /readyz must answer within 2 s; a cleanup that fails is retried in the background.
+QUICK_PATIENCE = Patience(connect=0.5, read=1, attempts=1)
+# Leftovers: how often pending cleanups are retried; how long after a first successful cleanup
+# it is done again (requests sent during an outage are carried out as soon as the store comes
+# back, possibly just after ours); when to give up and leave it to `storage check --repair`.
+# After a timeout, cleanups skip the store for this long and go straight to Leftovers: a
+# request that already waited for one timed-out call must not wait for its cleanups too.
+HUNG_SECONDS = 5.0
+LEFTOVER_RETRY_SECONDS = 1.0
+LEFTOVER_SETTLE_SECONDS = 3.0
+LEFTOVER_GIVE_UP_SECONDS = 600.0
 
 
 def _describe(error: Exception) -> str:
@@ -139,6 +204,8 @@ class S3FileStore(FileStore):
         part_size: int = 8 * 1024 * 1024,
         client: Any = None,
         presign_client: Any = None,
+        quick_client: Any = None,
+        background_cleanup: bool = True,
         **client_options: Any,
     ) -> None:
         if part_size < MIN_PART_SIZE:
@@ -147,8 +214,15 @@ class S3FileStore(FileStore):
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.part_size = part_size
         self.client = client or make_client(**client_options)
+        # The readiness probe and cleanups: one short attempt (QUICK_PATIENCE).
+        self.quick_client = quick_client or (
+            self.client if client else make_client(patience=QUICK_PATIENCE, **client_options)
+        )
         # Presigned URLs name the host a browser will reach, which may differ from ours.
         self.presign_client = presign_client or self.client
+        # background_cleanup=False: leftovers wait for an explicit `leftovers.sweep()` (tests).
+        self.leftovers = Leftovers(self.quick_client, bucket, background=background_cleanup)
+        self._hung_until = 0.0  # _now() until which cleanups skip the store
 
     @classmethod
     def from_config(cls, config) -> S3FileStore:
@@ -159,6 +233,7 @@ class S3FileStore(FileStore):
             "addressing_style": config["S3_ADDRESSING_STYLE"],
         }
         client = make_client(endpoint_url=config["S3_ENDPOINT_URL"], **options)
+        quick_client = make_client(endpoint_url=config["S3_ENDPOINT_URL"], patience=QUICK_PATIENCE, **options)
         public = config["S3_PUBLIC_ENDPOINT_URL"]
         presign_client = make_client(endpoint_url=public, **options) if public else client
         return cls(
@@ -167,6 +242,7 @@ class S3FileStore(FileStore):
             part_size=config["S3_PART_SIZE_BYTES"],
             client=client,
             presign_client=presign_client,
+            quick_client=quick_client,
         )
 
     # --- keys -------------------------------------------------------------------------------
@@ -192,7 +268,8 @@ class S3FileStore(FileStore):
             sha256 = HashingWriter(upload.write).drain(intake(chunks))
             upload.finish()
         except BaseException as error:
-            upload.abort()
+            self._saw(error)
+            self._clean_up(upload.key, upload.upload_id)
             if isinstance(error, _BOTO_FAILURES):
                 raise StorageError(f"staging failed: {_describe(error)}") from error
             raise
@@ -202,36 +279,27 @@ class S3FileStore(FileStore):
         source = {"Bucket": self.bucket, "Key": self._staging_key(staged.staging_id)}
         target = self._object_key(key)
         try:
-            if staged.size <= MAX_SINGLE_COPY:
+            if staged.size <= COPY_PART_SIZE:
                 self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=source)
-            else:  # boto3's managed copy splits it into UploadPartCopy calls
-                self.client.copy(source, self.bucket, target, Config=TransferConfig(multipart_chunksize=1024**3))
+            else:
+                self._copy_in_parts(source, target, staged.size)
         except _BOTO_FAILURES as error:
+            self._saw(error)
             raise StorageError(f"promotion failed: {_describe(error)}") from error
-        # The staged copy is now redundant (and complete, so no multipart upload is left);
-        # if this delete fails, `storage check --repair` removes it later.
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=source["Key"])
-        except _BOTO_FAILURES:
-            pass
+        # The staged copy is now redundant (and complete, so no multipart upload is left).
+        self._clean_up(source["Key"], uploads=False)
 
     def discard(self, staged: StagedFile) -> None:
         self.discard_staged(staged.staging_id)
 
     def discard_staged(self, staging_id: str) -> None:
-        key = self._staging_key(staging_id)
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-            for upload in self._multipart_uploads(key):
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-        except _BOTO_FAILURES:
-            pass  # a leftover is found and removed by `flask storage check --repair`
+        self._clean_up(self._staging_key(staging_id))
 
     def delete(self, key: str) -> None:
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._object_key(key))
-        except _BOTO_FAILURES as error:
-            raise StorageError(f"delete failed: {_describe(error)}") from error
+        # Keys are never reused, so a delete that fails now is retried in the background: the
+        # caller learns of the failure, and the file does not outlive the outage.
+        if not self._clean_up(self._object_key(key), uploads=False):
+            raise StorageError("delete failed: the store did not answer; retrying in the background")
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -284,12 +352,14 @@ class S3FileStore(FileStore):
             raise StorageError(f"listing failed: {_describe(error)}") from error
 
     def check(self) -> None:
-        probe = f"{self.prefix}.ready-{secrets.token_hex(4)}"
+        """One HEAD of the bucket: the store answers, the credentials are accepted and the
+        bucket exists. Read-only, so probing leaves nothing in the bucket; one short attempt
+        (QUICK_PATIENCE), so a hung store fails it in about a second."""
         try:
-            self.client.put_object(Bucket=self.bucket, Key=probe, Body=b"")
-            self.client.delete_object(Bucket=self.bucket, Key=probe)
+            self.quick_client.head_bucket(Bucket=self.bucket)
         except _BOTO_FAILURES as error:
-            raise StorageError(f"the bucket is not writable: {_describe(error)}") from error
+            self._saw(error)
+            raise StorageError(f"the bucket is not reachable: {_describe(error)}") from error
 
     def prepare(self) -> bool:
         """Create the bucket if it does not exist; True if it was created."""
@@ -312,6 +382,57 @@ class S3FileStore(FileStore):
         return True
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _copy_in_parts(self, source: dict, target: str, size: int) -> None:
+        reply = self.client.create_multipart_upload(Bucket=self.bucket, Key=target)
+        upload_id = _required(reply, "UploadId", "promotion")
+        part_size = max(COPY_PART_SIZE, -(-size // MAX_PARTS))
+        parts = []
+        try:
+            for number, start in enumerate(range(0, size, part_size), start=1):
+                reply = self.client.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=target,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={start}-{min(start + part_size, size) - 1}",
+                )
+                etag = _required(_required(reply, "CopyPartResult", "promotion"), "ETag", "promotion")
+                parts.append({"PartNumber": number, "ETag": etag})
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=target, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException as error:
+            self._saw(error)
+            self._clean_up(target, upload_id)
+            raise
+
+    def _saw(self, error: BaseException) -> None:
+        """Note a failure: after a timeout, cleanups go straight to Leftovers for a while."""
+        if isinstance(error, _IN_DOUBT):
+            self._hung_until = _now() + HUNG_SECONDS
+
+    def _clean_up(self, key: str, upload_id: str | None = None, uploads: bool = True) -> bool:
+        """Remove whatever is stored under `key` now, with one short attempt per call; True if
+        that worked. If it did not, or if the store has just timed out (a cleanup would only
+        wait again), Leftovers does it in the background, and also does it again a moment
+        later: a request that timed out may still be carried out when the store answers.
+        `uploads=False`: no multipart upload can be there, only the object is deleted now
+        (Leftovers always looks for both)."""
+        if _now() < self._hung_until:
+            self.leftovers.add(key)
+            return False
+        try:
+            if uploads:
+                _remove(self.quick_client, self.bucket, key, upload_id)
+            else:
+                self.quick_client.delete_object(Bucket=self.bucket, Key=key)
+        except _BOTO_FAILURES as error:
+            self._saw(error)
+            self.leftovers.add(key)
+            return False
+        return True
 
     def _listing(self, prefix: str) -> Iterator[StoredObject]:
         try:
@@ -367,16 +488,6 @@ class _StagingUpload:
             )
         self.buffer = bytearray()
 
-    def abort(self) -> None:
-        """Leave nothing behind; a failure here leaves a leftover for `storage check --repair`."""
-        self.buffer = bytearray()
-        try:
-            if self.upload_id is not None:
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
-            self.client.delete_object(Bucket=self.bucket, Key=self.key)
-        except _BOTO_FAILURES:
-            pass
-
     def _send_part(self, data: bytes) -> None:
         if self.upload_id is None:
             reply = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)
@@ -388,20 +499,106 @@ class _StagingUpload:
         self.parts.append({"PartNumber": number, "ETag": _required(reply, "ETag", "staging")})
 
 
+def _remove(client: Any, bucket: str, key: str, upload_id: str | None = None) -> None:
+    """Make sure nothing is stored under `key`: the object, and any multipart upload (the one
+    named, and those the store lists, such as one whose id never reached us)."""
+    uploads = {upload_id} if upload_id else set()
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key):
+        uploads |= {u["UploadId"] for u in page.get("Uploads", []) if u["Key"] == key}
+    for upload in uploads:
+        try:
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+        except ClientError as error:
+            if not _is_not_found(error):
+                raise
+    client.delete_object(Bucket=bucket, Key=key)
+
+
+@dataclass
+class _Pending:
+    added: float
+    removed_at: float | None = None
+
+
+class Leftovers:
+    """Keys that must not exist in the bucket, removed in the background by one thread.
+
+    A key is done once it has been removed twice, LEFTOVER_SETTLE_SECONDS apart: a request
+    sent during an outage (a part, an object, a copy) can be carried out by the store when it
+    comes back, just after our first removal. The thread runs only while keys are pending.
+    A key still there after LEFTOVER_GIVE_UP_SECONDS is left to `flask storage check --repair`.
+    """
+
+    def __init__(self, client: Any, bucket: str, background: bool = True) -> None:
+        self.client, self.bucket, self.background = client, bucket, background
+        self._pending: dict[str, _Pending] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._pending.setdefault(key, _Pending(added=_now())).removed_at = None
+            if self.background and (self._thread is None or not self._thread.is_alive()):
+                self._thread = threading.Thread(target=self._run, name="depot-s3-leftovers", daemon=True)
+                self._thread.start()
+
+    def pending(self) -> set[str]:
+        with self._lock:
+            return set(self._pending)
+
+    def sweep(self) -> None:
+        """One pass over the pending keys."""
+        for key in self.pending():
+            now = _now()
+            with self._lock:
+                state = self._pending.get(key)
+            if state is None:
+                continue
+            try:
+                _remove(self.client, self.bucket, key)
+            except _BOTO_FAILURES as error:
+                if now - state.added > LEFTOVER_GIVE_UP_SECONDS:
+                    log.warning("gave up removing %s (%s): `storage check --repair` will", key, _describe(error))
+                    self._forget(key)
+                continue
+            if state.removed_at is None:
+                state.removed_at = now
+            elif now - state.removed_at >= LEFTOVER_SETTLE_SECONDS:
+                self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(LEFTOVER_RETRY_SECONDS)
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 (a background thread must not die silently)
+                log.exception("removing leftovers failed")
+            with self._lock:
+                if not self._pending:
+                    self._thread = None
+                    return
+
+
 def make_client(
     endpoint_url: str | None = None,
     region_name: str | None = None,
     aws_access_key_id: str | None = None,
     aws_secret_access_key: str | None = None,
     addressing_style: str = "auto",
+    patience: Patience = DATA_PATIENCE,
 ) -> Any:
-    """An S3 client with bounded retries and timeouts; credentials fall back to boto3's chain."""
+    """An S3 client whose every call waits at most as `patience` says; credentials fall back
+    to boto3's chain."""
     config = BotoConfig(
         signature_version="s3v4",
         s3={"addressing_style": addressing_style},
-        retries={"max_attempts": 3, "mode": "standard"},
-        connect_timeout=5,
-        read_timeout=60,
+        retries={"total_max_attempts": patience.attempts, "mode": "standard"},
+        connect_timeout=patience.connect,
+        read_timeout=patience.read,
         # Older S3-compatible stores reject the newer default checksum headers; integrity is
         # already covered by the SHA-256 Depot computes and `storage check` re-verifies.
         request_checksum_calculation="when_required",

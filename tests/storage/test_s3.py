@@ -1,5 +1,9 @@
 """S3FileStore specifics, against moto's in-process S3: multipart staging with flat memory,
-failures that leave nothing behind, leftovers found by the check, presigned URLs."""
+failures that leave nothing behind (at once, or in the background after a timeout), leftovers
+found by the check, presigned URLs, bounded waits on every call, a read-only readiness check.
+
+The same store against a real S3 server (SeaweedFS), stopped with SIGSTOP: integration-tests/
+test_hung_store.py."""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
+from app.config import TestingConfig
+from app.storage import s3 as s3_module
 from app.storage.base import StorageError
-from app.storage.s3 import MIN_PART_SIZE, S3FileStore
+from app.storage.s3 import DATA_PATIENCE, MIN_PART_SIZE, QUICK_PATIENCE, S3FileStore
 from tests.helpers import S3_BUCKET as BUCKET
 from tests.helpers import sha256_hex
 
@@ -21,8 +27,17 @@ MIB = 1024 * 1024
 class RecordingClient:
     """The real (moto) client, recording calls and optionally failing one operation."""
 
-    def __init__(self, client, fail_on: str | None = None, fail_after: int = 0, garble_on: str | None = None) -> None:
+    def __init__(
+        self,
+        client,
+        fail_on: str | None = None,
+        fail_after: int = 0,
+        garble_on: str | None = None,
+        timeout: bool = False,
+    ) -> None:
         self._client, self.fail_on, self.fail_after = client, fail_on, fail_after
+        # timeout: the failure is a read timeout (the request may have reached the store).
+        self.error = ReadTimeoutError(endpoint_url="http://s3.invalid") if timeout else None
         self.garble_on = garble_on  # this operation's reply keeps only its metadata
         self.calls: list[tuple[str, int]] = []
 
@@ -35,7 +50,7 @@ class RecordingClient:
             body = kwargs.get("Body", b"")
             self.calls.append((name, len(body) if isinstance(body, bytes) else -1))
             if name == self.fail_on and sum(1 for c in self.calls if c[0] == name) > self.fail_after:
-                raise EndpointConnectionError(endpoint_url="http://s3.invalid")
+                raise self.error or EndpointConnectionError(endpoint_url="http://s3.invalid")
             reply = method(*args, **kwargs)
             return {"ResponseMetadata": reply["ResponseMetadata"]} if name == self.garble_on else reply
 
@@ -100,10 +115,8 @@ def test_a_garbled_reply_while_staging_is_a_storage_error_and_leaves_nothing(s3_
         store.stage(mib_chunks(12))
 
     assert objects_in_bucket(s3_client) == []
-    if operation == "upload_part":
-        assert multipart_uploads(s3_client) == []
-    else:  # S3 opened an upload whose id never arrived: a leftover the check lists, to repair
-        assert len(multipart_uploads(s3_client)) == len(list(store.iter_staged())) == 1
+    # Even the upload S3 opened whose id never arrived: the cleanup asks the store for it.
+    assert multipart_uploads(s3_client) == []
 
 
 @pytest.mark.parametrize(("operation", "use"), [("get_object", "open"), ("head_object", "stat")])
@@ -160,7 +173,7 @@ def test_presigned_url_names_the_file_and_expires(s3_store):
 def test_prepare_creates_a_missing_bucket_once(s3_client):
     store = S3FileStore("fresh-bucket", client=s3_client)
 
-    with pytest.raises(StorageError, match="not writable"):
+    with pytest.raises(StorageError, match="not reachable"):
         store.check()
     assert store.prepare() is True
     assert store.prepare() is False
@@ -209,3 +222,205 @@ def test_a_multipart_upload_still_receiving_parts_counts_as_recent(s3_store, s3_
     (listed,) = s3_client.list_multipart_uploads(Bucket=BUCKET)["Uploads"]
 
     assert staged.modified_at > listed["Initiated"]  # the part's time, not the start's
+
+
+# --- bounded waits ----------------------------------------------------------------------------
+
+
+def test_every_client_waits_a_bounded_time(s3_client):
+    config = TestingConfig({"STORAGE_BACKEND": "s3", "S3_BUCKET": BUCKET, "S3_PUBLIC_ENDPOINT_URL": "http://cdn.test"})
+    store = S3FileStore.from_config({name: getattr(config, name) for name in dir(config) if name.isupper()})
+
+    clients = {"data": store.client, "presign": store.presign_client, "quick": store.quick_client}
+    patience = {name: (c.meta.config.connect_timeout, c.meta.config.read_timeout) for name, c in clients.items()}
+    attempts = {name: c.meta.config.retries["total_max_attempts"] for name, c in clients.items()}
+
+    assert patience == {"data": (1, 2), "presign": (1, 2), "quick": (0.5, 1)}
+    assert attempts == {"data": 2, "presign": 2, "quick": 1}
+    # The promises of issue 11 when the store hangs: /readyz within 2 s, a request within 10 s
+    # (after one timed-out call, its cleanups skip the store: test below).
+    assert QUICK_PATIENCE.worst_case() < 2
+    assert DATA_PATIENCE.worst_case(with_body=True) < 8
+
+
+def test_the_readiness_check_only_reads(s3_client):
+    recorder = RecordingClient(s3_client)
+    store = S3FileStore(BUCKET, client=recorder)
+
+    for _ in range(3):
+        store.check()
+
+    assert [name for name, _ in recorder.calls] == ["head_bucket"] * 3
+    assert objects_in_bucket(s3_client) == []
+
+
+class Clock:
+    """A settable time.monotonic for the leftovers' settle period."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(s3_module, "_now", clock)
+    return clock
+
+
+def foreground_store(client, **options) -> S3FileStore:
+    """A store whose leftovers wait for an explicit sweep (no background thread in tests)."""
+    return S3FileStore(BUCKET, part_size=MIN_PART_SIZE, client=client, background_cleanup=False, **options)
+
+
+def test_a_timed_out_part_answers_at_once_and_its_leftovers_go_once_the_store_answers(s3_client, clock):
+    recorder = RecordingClient(s3_client, "upload_part", 1, timeout=True)
+    store = foreground_store(recorder)
+
+    with pytest.raises(StorageError, match="ReadTimeoutError"):
+        store.stage(mib_chunks(12))
+
+    # No cleanup was tried in the request: the store had just timed out, it would wait again.
+    assert [name for name, _ in recorder.calls][-1] == "upload_part"
+    (key,) = store.leftovers.pending()
+    assert multipart_uploads(s3_client) == [key]  # what the store got before it hung
+
+    store.leftovers.sweep()  # the store answers again
+    assert multipart_uploads(s3_client) == []
+    # A request sent during the outage can still be carried out after the first cleanup.
+    s3_client.put_object(Bucket=BUCKET, Key=key, Body=b"carried out late")
+    clock.now += s3_module.LEFTOVER_SETTLE_SECONDS
+    store.leftovers.sweep()
+
+    assert objects_in_bucket(s3_client) == []
+    assert store.leftovers.pending() == set()
+
+
+def test_cleanups_skip_a_store_that_just_timed_out(s3_client, clock):
+    store = foreground_store(RecordingClient(s3_client, "put_object", timeout=True))
+
+    with pytest.raises(StorageError):
+        store.stage([b"small"])
+    calls_before = len(store.client.calls)
+    store.discard_staged("d" * 32)
+    with pytest.raises(StorageError, match="delete failed"):
+        store.delete(KEY)
+
+    assert len(store.client.calls) == calls_before  # nothing waited on the hung store
+    assert len(store.leftovers.pending()) == 3
+    clock.now += s3_module.HUNG_SECONDS
+    store.delete(KEY)  # the store is tried again
+    assert len(store.client.calls) > calls_before
+
+
+def test_a_failed_delete_is_retried_until_the_object_is_gone(s3_client, clock):
+    recorder = RecordingClient(s3_client)
+    store = foreground_store(recorder)
+    store.promote(store.stage([b"data"]), KEY)
+    recorder.fail_on = "delete_object"
+
+    with pytest.raises(StorageError, match="delete failed"):
+        store.delete(KEY)
+    assert objects_in_bucket(s3_client) == [f"objects/{KEY}"]
+
+    recorder.fail_on = None
+    store.leftovers.sweep()
+    clock.now += s3_module.LEFTOVER_SETTLE_SECONDS
+    store.leftovers.sweep()
+    assert objects_in_bucket(s3_client) == []
+    assert store.leftovers.pending() == set()
+
+
+def test_leftovers_are_given_up_after_a_long_outage(s3_client, clock):
+    store = foreground_store(RecordingClient(s3_client, "list_multipart_uploads"))
+    store.leftovers.add("staging/" + "e" * 32)
+
+    store.leftovers.sweep()
+    assert store.leftovers.pending()
+    clock.now += s3_module.LEFTOVER_GIVE_UP_SECONDS + 1
+    store.leftovers.sweep()
+    assert store.leftovers.pending() == set()  # `storage check --repair` finds it
+
+
+def test_leftovers_are_removed_by_a_background_thread(s3_client, monkeypatch):
+    monkeypatch.setattr(s3_module, "LEFTOVER_RETRY_SECONDS", 0.01)
+    monkeypatch.setattr(s3_module, "LEFTOVER_SETTLE_SECONDS", 0.05)
+    store = S3FileStore(BUCKET, client=s3_client)
+    s3_client.put_object(Bucket=BUCKET, Key="staging/" + "f" * 32, Body=b"left over")
+
+    store.leftovers.add("staging/" + "f" * 32)
+
+    deadline = time.monotonic() + 5
+    while store.leftovers.pending() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.leftovers.pending() == set()
+    assert objects_in_bucket(s3_client) == []
+
+
+def test_a_large_file_is_promoted_by_copying_it_in_parts(s3_client, monkeypatch):
+    monkeypatch.setattr(s3_module, "COPY_PART_SIZE", MIN_PART_SIZE)
+    recorder = RecordingClient(s3_client)
+    store = S3FileStore(BUCKET, part_size=MIN_PART_SIZE, client=recorder)
+    data = b"".join(mib_chunks(12))
+    staged = store.stage(mib_chunks(12))
+    recorder.calls.clear()
+
+    store.promote(staged, KEY)
+
+    names = [name for name, _ in recorder.calls]
+    # No single call copies more than a part, so none outlasts the read timeout.
+    copy = ["create_multipart_upload"] + ["upload_part_copy"] * 3 + ["complete_multipart_upload"]
+    assert names == [*copy, "delete_object"]  # and the staged object deleted
+    with store.open(KEY) as handle:
+        assert sha256_hex(handle.read()) == sha256_hex(data)
+    assert objects_in_bucket(s3_client) == [f"objects/{KEY}"]
+    assert multipart_uploads(s3_client) == []
+
+
+def test_a_part_copy_that_fails_leaves_no_unfinished_upload(s3_client, monkeypatch):
+    monkeypatch.setattr(s3_module, "COPY_PART_SIZE", MIN_PART_SIZE)
+    store = foreground_store(RecordingClient(s3_client, "upload_part_copy", 1))
+    staged = store.stage(mib_chunks(12))
+
+    with pytest.raises(StorageError, match="promotion failed"):
+        store.promote(staged, KEY)
+
+    assert multipart_uploads(s3_client) == []
+    assert store.stat(KEY) is None
+
+
+def test_an_unreachable_store_fails_every_operation_with_a_storage_error():
+    # What `flask storage check` / `storage init` meet when the store is down: a domain error
+    # with a one-line message, never a botocore exception.
+    import socket
+
+    with socket.socket() as sock:  # a loopback port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = S3FileStore(
+        BUCKET,
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        addressing_style="path",
+        background_cleanup=False,
+    )
+    operations = {
+        "check": store.check,
+        "prepare": store.prepare,
+        "stage": lambda: store.stage([b"data"]),
+        "open": lambda: store.open(KEY),
+        "stat": lambda: store.stat(KEY),
+        "delete": lambda: store.delete(KEY),
+        "objects": lambda: list(store.iter_objects()),
+        "staged": lambda: list(store.iter_staged()),
+    }
+
+    for name, operation in operations.items():
+        with pytest.raises(StorageError) as raised:
+            operation()
+        assert "\n" not in str(raised.value) and str(port) not in str(raised.value), name
