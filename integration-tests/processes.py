@@ -241,7 +241,7 @@ class SeaweedFS(Process):
             "-volume.preStopSeconds=0",
             "-master.telemetry=false",
         ]
-        super().__init__("seaweedfs", args, {**os.environ}, folder / "weed.log")
+        super().__init__("seaweedfs", args, {**os.environ}, folder / "weed.log", cwd=folder)
         # Unauthenticated, the gateway answers 403 AccessDenied: it is up.
         wait_for_http(self.url, self.process, self.log_path, "SeaweedFS (weed server)")
 

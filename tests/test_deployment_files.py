@@ -478,7 +478,9 @@ def test_the_compose_storage_command_serves_s3_with_authentication_on(services, 
     dotenv = {name: "s" * 40 for name in REQUIRED} | {"S3_SECRET_ACCESS_KEY": secret}
     env = {"PATH": os.environ.get("PATH", "")} | resolve_all(storage["environment"], dotenv)
     log = (tmp_path / "weed.log").open("wb")
-    process = subprocess.Popen([weed, *command], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [weed, *command], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
