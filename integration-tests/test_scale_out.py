@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import uuid
 
@@ -277,6 +278,10 @@ def test_metrics_add_up_the_workers_of_a_replica_and_stay_internal(topology, upl
     assert blocked.status_code == 404 and blocked.json()["error"] == "not_found"
 
 
+# Every JSON log line's time: ISO 8601 in UTC to the millisecond, with its zone.
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
+
+
 def test_logs_are_json_follow_the_request_id_and_hold_no_secrets(topology, uploader):
     _email, client = uploader
     token = client.token
@@ -305,3 +310,6 @@ def test_logs_are_json_follow_the_request_id_and_hold_no_secrets(topology, uploa
         assert token not in text
         assert link_token not in text
         assert "/api/v1/links/[redacted]" in text
+    # One time format in every line, the proxy's and the replicas' (app, gunicorn, access).
+    times = [r["time"] for r in replica_records()] + [r["time"] for r in topology.proxy.access_records()]
+    assert times and [t for t in times if not ISO_TIME.match(t)] == []
