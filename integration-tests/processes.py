@@ -247,7 +247,7 @@ class SeaweedFS(Process):
 
     def client(self, secret_key: str | None = None):
         """A boto3 client on the gateway itself, as Depot's identity (or with another secret)."""
-        from app.storage.s3 import make_client
+        from app.storage.s3_client import make_client
 
         return make_client(
             endpoint_url=self.url,

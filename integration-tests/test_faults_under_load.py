@@ -42,7 +42,7 @@ from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, depot_env, prepare_depot,
 from processes import FaultRelay, Gunicorn, PostgresServer, SeaweedFS, temporary_database, wait_until
 
 from app.services.health import READINESS_TTL_SECONDS
-from app.storage.s3 import QUICK_PATIENCE
+from app.storage.s3_client import QUICK_PATIENCE
 
 pytestmark = pytest.mark.robustness("faults under load")
 

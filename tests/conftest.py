@@ -18,7 +18,7 @@ from app.config import TestingConfig
 from app.extensions import db
 from app.models import User
 from app.services.users import UserService
-from app.storage.s3 import make_client
+from app.storage.s3_client import make_client
 from tests.helpers import PASSWORD, S3_BUCKET, bearer, png_bytes
 
 _emails = itertools.count(1)

@@ -6,7 +6,7 @@ the threads other requests need, a process runs at most one readiness check at a
 an answer is reused for READINESS_TTL_SECONDS. Probes arriving while a check runs get the
 previous answer at once if it is recent, and otherwise wait for the running check's: so
 readiness holds at most about one thread per process. The file store's own check is bounded
-(app/storage/s3.py: QUICK_PATIENCE, about 1.5 s at worst), so a hung store shows as 503
+(app/storage/s3_client.py: QUICK_PATIENCE, about 1.5 s at worst), so a hung store shows as 503
 within about TTL + 1.5 s, and every probe answers within 2 s.
 """
 

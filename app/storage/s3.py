@@ -11,11 +11,11 @@ Every botocore failure (network, credentials, a 5xx of the store, a timeout) bec
 StorageError, which the data manager and the API already treat as "the store failed; nothing
 was kept".
 
-Every call waits a bounded time (see the Patience constants below): a store that stops
+Every call waits a bounded time (app.storage.s3_client's Patience): a store that stops
 answering, without refusing connections, costs a request a few seconds, not minutes. A request
 that timed out may still be carried out by the store once it answers again (it sat in the
 store's socket buffers): what such a request may have created is handed to `Leftovers`, which
-removes it in the background once the store is back.
+removes it in the background once the store is back (app.storage.s3_leftovers).
 """
 
 from __future__ import annotations
@@ -23,20 +23,24 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import threading
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, HTTPClientError
 
 from app.attachments import content_disposition
+from app.storage import s3_leftovers
 from app.storage.base import FileStore, Intake, StagedFile, StorageError, StoredObject
 from app.storage.pipeline import HashingWriter
+from app.storage.s3_client import (
+    BOTO_FAILURES,
+    QUICK_PATIENCE,
+    describe,
+    is_not_found,
+    make_client,
+)
+from app.storage.s3_leftovers import Leftovers, remove_key
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 # S3 refuses parts under 5 MiB (except the last), and more than 10,000 parts.
@@ -47,65 +51,15 @@ MAX_PARTS = 10_000
 # file would outlast the read timeout. So files above this are copied in parts of this size
 # (UploadPartCopy), each well within it.
 COPY_PART_SIZE = 32 * 1024 * 1024
-_NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}
-_BOTO_FAILURES = (BotoCoreError, ClientError)
 # The request may have reached the store, and the store may still carry it out later (a read
 # timeout, a connection cut before the reply) or it is not answering at all (a connect
 # timeout): in both cases cleaning up now would only wait again, so it is left to Leftovers.
 _IN_DOUBT = (HTTPClientError, ConnectTimeoutError)
 
 log = logging.getLogger(__name__)
-_now = time.monotonic  # replaced by the tests' clock
-
-
-@dataclass(frozen=True)
-class Patience:
-    """How long one S3 call may wait: per connection attempt, per socket read (or send), and
-    how many attempts in all (botocore's standard retry mode; its backoff between attempts is
-    well under a second for anything but throttling)."""
-
-    connect: float
-    read: float
-    attempts: int
-
-    def worst_case(self, with_body: bool = False) -> float:
-        """The longest a call can take when the store stops answering (no backoff counted).
-        A call with a body (PUT, part) first waits up to EXPECT_CONTINUE_SECONDS for the
-        store's "100 Continue"; a stopped store accepts the connection, so it is the read
-        that waits, not the connect: one or the other per attempt."""
-        expect = EXPECT_CONTINUE_SECONDS if with_body else 0
-        return self.attempts * max(self.connect, expect + self.read)
-
-
-# botocore sends S3 bodies with "Expect: 100-continue" and waits this long for the answer.
-EXPECT_CONTINUE_SECONDS = 1
-# Every call that moves a file's bytes or metadata. A healthy store answers each in well under
-# a second (a part's bytes are sent before the wait for the reply starts, each socket
-# operation, not the whole transfer, gets `read`, and large copies go in parts: see
-# COPY_PART_SIZE); a connect on a LAN or to a cloud endpoint takes milliseconds. Two attempts
-# ride out one transient failure (a reset connection, a 503). With a hung store the worst case
-# is 2 x (1 + 2) = 6 s for a PUT, so a request that needs the store answers 503 within 10 s
-# (issue 11), with room for the database work around it (measured: at most about 6 s).
-DATA_PATIENCE = Patience(connect=1, read=2, attempts=2)
-# The readiness probe (one HEAD of the bucket) and cleanups after a failure: one short attempt.
-# /readyz must answer within 2 s; a cleanup that fails is retried in the background.
-QUICK_PATIENCE = Patience(connect=0.5, read=1, attempts=1)
-# Leftovers: how often pending cleanups are retried; how long after a first successful cleanup
-# it is done again (requests sent during an outage are carried out as soon as the store comes
-# back, possibly just after ours); when to give up and leave it to `storage check --repair`.
 # After a timeout, cleanups skip the store for this long and go straight to Leftovers: a
 # request that already waited for one timed-out call must not wait for its cleanups too.
 HUNG_SECONDS = 5.0
-LEFTOVER_RETRY_SECONDS = 1.0
-LEFTOVER_SETTLE_SECONDS = 3.0
-LEFTOVER_GIVE_UP_SECONDS = 600.0
-
-
-def _describe(error: Exception) -> str:
-    # The error code only: messages can carry the endpoint, bucket or key.
-    if isinstance(error, ClientError):
-        return error.response.get("Error", {}).get("Code", "ClientError")
-    return type(error).__name__
 
 
 def _required(reply: dict, name: str, operation: str) -> Any:
@@ -115,10 +69,6 @@ def _required(reply: dict, name: str, operation: str) -> Any:
         return reply[name]
     except KeyError:
         raise StorageError(f"{operation} failed: the store's reply has no {name}") from None
-
-
-def _is_not_found(error: ClientError) -> bool:
-    return str(error.response.get("Error", {}).get("Code")) in _NOT_FOUND
 
 
 class S3ObjectReader:
@@ -145,9 +95,9 @@ class S3ObjectReader:
             if error.response.get("Error", {}).get("Code") == "InvalidRange":
                 self._body, self._size = None, self._position  # at or past the end: nothing to read
                 return
-            raise StorageError(f"open failed: {_describe(error)}") from error
+            raise StorageError(f"open failed: {describe(error)}") from error
         except BotoCoreError as error:
-            raise StorageError(f"open failed: {_describe(error)}") from error
+            raise StorageError(f"open failed: {describe(error)}") from error
         self._body = _required(reply, "Body", "open")
         content_range = reply.get("ContentRange")  # "bytes 10-99/100" on a ranged GET
         self._size = (
@@ -159,8 +109,8 @@ class S3ObjectReader:
             return b""
         try:
             data = self._body.read(None if size is None or size < 0 else size)
-        except _BOTO_FAILURES + (OSError,) as error:
-            raise StorageError(f"read failed: {_describe(error)}") from error
+        except BOTO_FAILURES + (OSError,) as error:
+            raise StorageError(f"read failed: {describe(error)}") from error
         self._position += len(data)
         return data
 
@@ -222,7 +172,7 @@ class S3FileStore(FileStore):
         self.presign_client = presign_client or self.client
         # background_cleanup=False: leftovers wait for an explicit `leftovers.sweep()` (tests).
         self.leftovers = Leftovers(self.quick_client, bucket, background=background_cleanup)
-        self._hung_until = 0.0  # _now() until which cleanups skip the store
+        self._hung_until = 0.0  # s3_leftovers.clock() until which cleanups skip the store
 
     @classmethod
     def from_config(cls, config) -> S3FileStore:
@@ -270,8 +220,8 @@ class S3FileStore(FileStore):
         except BaseException as error:
             self._saw(error)
             self._clean_up(upload.key, upload.upload_id)
-            if isinstance(error, _BOTO_FAILURES):
-                raise StorageError(f"staging failed: {_describe(error)}") from error
+            if isinstance(error, BOTO_FAILURES):
+                raise StorageError(f"staging failed: {describe(error)}") from error
             raise
         return StagedFile(staging_id=staging_id, size=intake.size, sha256=sha256, head=intake.head)
 
@@ -283,9 +233,9 @@ class S3FileStore(FileStore):
                 self.client.copy_object(Bucket=self.bucket, Key=target, CopySource=source)
             else:
                 self._copy_in_parts(source, target, staged.size)
-        except _BOTO_FAILURES as error:
+        except BOTO_FAILURES as error:
             self._saw(error)
-            raise StorageError(f"promotion failed: {_describe(error)}") from error
+            raise StorageError(f"promotion failed: {describe(error)}") from error
         # The staged copy is now redundant (and complete, so no multipart upload is left).
         self._clean_up(source["Key"], uploads=False)
 
@@ -318,18 +268,18 @@ class S3FileStore(FileStore):
                 },
                 ExpiresIn=expires_in,
             )
-        except _BOTO_FAILURES as error:
-            raise StorageError(f"presigning failed: {_describe(error)}") from error
+        except BOTO_FAILURES as error:
+            raise StorageError(f"presigning failed: {describe(error)}") from error
 
     def stat(self, key: str) -> StoredObject | None:
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._object_key(key))
         except ClientError as error:
-            if _is_not_found(error):
+            if is_not_found(error):
                 return None
-            raise StorageError(f"stat failed: {_describe(error)}") from error
+            raise StorageError(f"stat failed: {describe(error)}") from error
         except BotoCoreError as error:
-            raise StorageError(f"stat failed: {_describe(error)}") from error
+            raise StorageError(f"stat failed: {describe(error)}") from error
         return StoredObject(
             key=key,
             size=_required(head, "ContentLength", "stat"),
@@ -348,8 +298,8 @@ class S3FileStore(FileStore):
                 name = upload["Key"][len(prefix) :]
                 if _SAFE_KEY.match(name):
                     yield StoredObject(key=name, size=0, modified_at=self._last_activity(upload))
-        except _BOTO_FAILURES as error:
-            raise StorageError(f"listing failed: {_describe(error)}") from error
+        except BOTO_FAILURES as error:
+            raise StorageError(f"listing failed: {describe(error)}") from error
 
     def check(self) -> None:
         """One HEAD of the bucket: the store answers, the credentials are accepted and the
@@ -357,9 +307,9 @@ class S3FileStore(FileStore):
         (QUICK_PATIENCE), so a hung store fails it in about a second."""
         try:
             self.quick_client.head_bucket(Bucket=self.bucket)
-        except _BOTO_FAILURES as error:
+        except BOTO_FAILURES as error:
             self._saw(error)
-            raise StorageError(f"the bucket is not reachable: {_describe(error)}") from error
+            raise StorageError(f"the bucket is not reachable: {describe(error)}") from error
 
     def prepare(self) -> bool:
         """Create the bucket if it does not exist; True if it was created."""
@@ -367,18 +317,18 @@ class S3FileStore(FileStore):
             self.client.head_bucket(Bucket=self.bucket)
             return False
         except ClientError as error:
-            if not _is_not_found(error):
-                raise StorageError(f"cannot reach the bucket: {_describe(error)}") from error
+            if not is_not_found(error):
+                raise StorageError(f"cannot reach the bucket: {describe(error)}") from error
         except BotoCoreError as error:
-            raise StorageError(f"cannot reach the bucket: {_describe(error)}") from error
+            raise StorageError(f"cannot reach the bucket: {describe(error)}") from error
         try:
             region = self.client.meta.region_name
             if region and region != "us-east-1":
                 self.client.create_bucket(Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": region})
             else:
                 self.client.create_bucket(Bucket=self.bucket)
-        except _BOTO_FAILURES as error:
-            raise StorageError(f"cannot create the bucket: {_describe(error)}") from error
+        except BOTO_FAILURES as error:
+            raise StorageError(f"cannot create the bucket: {describe(error)}") from error
         return True
 
     # --- helpers ----------------------------------------------------------------------------
@@ -411,7 +361,7 @@ class S3FileStore(FileStore):
     def _saw(self, error: BaseException) -> None:
         """Note a failure: after a timeout, cleanups go straight to Leftovers for a while."""
         if isinstance(error, _IN_DOUBT):
-            self._hung_until = _now() + HUNG_SECONDS
+            self._hung_until = s3_leftovers.clock() + HUNG_SECONDS
 
     def _clean_up(self, key: str, upload_id: str | None = None, uploads: bool = True) -> bool:
         """Remove whatever is stored under `key` now, with one short attempt per call; True if
@@ -420,15 +370,15 @@ class S3FileStore(FileStore):
         later: a request that timed out may still be carried out when the store answers.
         `uploads=False`: no multipart upload can be there, only the object is deleted now
         (Leftovers always looks for both)."""
-        if _now() < self._hung_until:
+        if s3_leftovers.clock() < self._hung_until:
             self.leftovers.add(key)
             return False
         try:
             if uploads:
-                _remove(self.quick_client, self.bucket, key, upload_id)
+                remove_key(self.quick_client, self.bucket, key, upload_id)
             else:
                 self.quick_client.delete_object(Bucket=self.bucket, Key=key)
-        except _BOTO_FAILURES as error:
+        except BOTO_FAILURES as error:
             self._saw(error)
             self.leftovers.add(key)
             return False
@@ -441,8 +391,8 @@ class S3FileStore(FileStore):
                     name = item["Key"][len(prefix) :]
                     if _SAFE_KEY.match(name):
                         yield StoredObject(key=name, size=item["Size"], modified_at=item["LastModified"])
-        except _BOTO_FAILURES as error:
-            raise StorageError(f"listing failed: {_describe(error)}") from error
+        except BOTO_FAILURES as error:
+            raise StorageError(f"listing failed: {describe(error)}") from error
 
     def _last_activity(self, upload: dict) -> datetime:
         """When a multipart upload last received a part: a slow upload still sending parts
@@ -497,119 +447,3 @@ class _StagingUpload:
             Bucket=self.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data
         )
         self.parts.append({"PartNumber": number, "ETag": _required(reply, "ETag", "staging")})
-
-
-def _remove(client: Any, bucket: str, key: str, upload_id: str | None = None) -> None:
-    """Make sure nothing is stored under `key`: the object, and any multipart upload (the one
-    named, and those the store lists, such as one whose id never reached us)."""
-    uploads = {upload_id} if upload_id else set()
-    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key):
-        uploads |= {u["UploadId"] for u in page.get("Uploads", []) if u["Key"] == key}
-    for upload in uploads:
-        try:
-            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
-        except ClientError as error:
-            if not _is_not_found(error):
-                raise
-    client.delete_object(Bucket=bucket, Key=key)
-
-
-@dataclass
-class _Pending:
-    added: float
-    removed_at: float | None = None
-
-
-class Leftovers:
-    """Keys that must not exist in the bucket, removed in the background by one thread.
-
-    A key is done once it has been removed twice, LEFTOVER_SETTLE_SECONDS apart: a request
-    sent during an outage (a part, an object, a copy) can be carried out by the store when it
-    comes back, just after our first removal. The thread runs only while keys are pending.
-    A key still there after LEFTOVER_GIVE_UP_SECONDS is left to `flask storage check --repair`.
-    """
-
-    def __init__(self, client: Any, bucket: str, background: bool = True) -> None:
-        self.client, self.bucket, self.background = client, bucket, background
-        self._pending: dict[str, _Pending] = {}
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def add(self, key: str) -> None:
-        with self._lock:
-            self._pending.setdefault(key, _Pending(added=_now())).removed_at = None
-            if self.background and (self._thread is None or not self._thread.is_alive()):
-                self._thread = threading.Thread(target=self._run, name="depot-s3-leftovers", daemon=True)
-                self._thread.start()
-
-    def pending(self) -> set[str]:
-        with self._lock:
-            return set(self._pending)
-
-    def sweep(self) -> None:
-        """One pass over the pending keys."""
-        for key in self.pending():
-            now = _now()
-            with self._lock:
-                state = self._pending.get(key)
-            if state is None:
-                continue
-            try:
-                _remove(self.client, self.bucket, key)
-            except _BOTO_FAILURES as error:
-                if now - state.added > LEFTOVER_GIVE_UP_SECONDS:
-                    log.warning("gave up removing %s (%s): `storage check --repair` will", key, _describe(error))
-                    self._forget(key)
-                continue
-            if state.removed_at is None:
-                state.removed_at = now
-            elif now - state.removed_at >= LEFTOVER_SETTLE_SECONDS:
-                self._forget(key)
-
-    def _forget(self, key: str) -> None:
-        with self._lock:
-            self._pending.pop(key, None)
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(LEFTOVER_RETRY_SECONDS)
-            try:
-                self.sweep()
-            except Exception:  # noqa: BLE001 (a background thread must not die silently)
-                log.exception("removing leftovers failed")
-            with self._lock:
-                if not self._pending:
-                    self._thread = None
-                    return
-
-
-def make_client(
-    endpoint_url: str | None = None,
-    region_name: str | None = None,
-    aws_access_key_id: str | None = None,
-    aws_secret_access_key: str | None = None,
-    addressing_style: str = "auto",
-    patience: Patience = DATA_PATIENCE,
-) -> Any:
-    """An S3 client whose every call waits at most as `patience` says; credentials fall back
-    to boto3's chain."""
-    config = BotoConfig(
-        signature_version="s3v4",
-        s3={"addressing_style": addressing_style},
-        retries={"total_max_attempts": patience.attempts, "mode": "standard"},
-        connect_timeout=patience.connect,
-        read_timeout=patience.read,
-        # Older S3-compatible stores reject the newer default checksum headers; integrity is
-        # already covered by the SHA-256 Depot computes and `storage check` re-verifies.
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        max_pool_connections=32,
-    )
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region_name,
-        aws_access_key_id=aws_access_key_id,
-        aws_secret_access_key=aws_secret_access_key,
-        config=config,
-    )

@@ -15,8 +15,10 @@ from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from app.config import TestingConfig
 from app.storage import s3 as s3_module
+from app.storage import s3_leftovers
 from app.storage.base import StorageError
-from app.storage.s3 import DATA_PATIENCE, MIN_PART_SIZE, QUICK_PATIENCE, S3FileStore
+from app.storage.s3 import MIN_PART_SIZE, S3FileStore
+from app.storage.s3_client import DATA_PATIENCE, QUICK_PATIENCE
 from tests.helpers import S3_BUCKET as BUCKET
 from tests.helpers import sha256_hex
 
@@ -267,7 +269,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(s3_module, "_now", clock)
+    monkeypatch.setattr(s3_leftovers, "clock", clock)
     return clock
 
 
@@ -292,7 +294,7 @@ def test_a_timed_out_part_answers_at_once_and_its_leftovers_go_once_the_store_an
     assert multipart_uploads(s3_client) == []
     # A request sent during the outage can still be carried out after the first cleanup.
     s3_client.put_object(Bucket=BUCKET, Key=key, Body=b"carried out late")
-    clock.now += s3_module.LEFTOVER_SETTLE_SECONDS
+    clock.now += s3_leftovers.LEFTOVER_SETTLE_SECONDS
     store.leftovers.sweep()
 
     assert objects_in_bucket(s3_client) == []
@@ -328,7 +330,7 @@ def test_a_failed_delete_is_retried_until_the_object_is_gone(s3_client, clock):
 
     recorder.fail_on = None
     store.leftovers.sweep()
-    clock.now += s3_module.LEFTOVER_SETTLE_SECONDS
+    clock.now += s3_leftovers.LEFTOVER_SETTLE_SECONDS
     store.leftovers.sweep()
     assert objects_in_bucket(s3_client) == []
     assert store.leftovers.pending() == set()
@@ -340,14 +342,14 @@ def test_leftovers_are_given_up_after_a_long_outage(s3_client, clock):
 
     store.leftovers.sweep()
     assert store.leftovers.pending()
-    clock.now += s3_module.LEFTOVER_GIVE_UP_SECONDS + 1
+    clock.now += s3_leftovers.LEFTOVER_GIVE_UP_SECONDS + 1
     store.leftovers.sweep()
     assert store.leftovers.pending() == set()  # `storage check --repair` finds it
 
 
 def test_leftovers_are_removed_by_a_background_thread(s3_client, monkeypatch):
-    monkeypatch.setattr(s3_module, "LEFTOVER_RETRY_SECONDS", 0.01)
-    monkeypatch.setattr(s3_module, "LEFTOVER_SETTLE_SECONDS", 0.05)
+    monkeypatch.setattr(s3_leftovers, "LEFTOVER_RETRY_SECONDS", 0.01)
+    monkeypatch.setattr(s3_leftovers, "LEFTOVER_SETTLE_SECONDS", 0.05)
     store = S3FileStore(BUCKET, client=s3_client)
     s3_client.put_object(Bucket=BUCKET, Key="staging/" + "f" * 32, Body=b"left over")
 
