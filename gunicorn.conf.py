@@ -21,8 +21,14 @@ import shutil
 import tempfile
 import time
 
+from dotenv import load_dotenv
 from gunicorn.glogging import Logger
 from gunicorn.http import wsgi
+
+from app.config import BASE_DIR
+
+# .env counts here as it does for the app (app.config): variables already set win over it.
+load_dotenv(BASE_DIR / ".env")
 
 # Settings of this file that could not be read: on_starting reports them with Depot's own.
 _problems: list[str] = []

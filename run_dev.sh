@@ -25,5 +25,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     echo "$wanted" >"$stamp"
 fi
 
-# `flask dev` (app/cli.py): `flask db upgrade`, then the development server, in one process.
-exec "$VENV/bin/flask" --app autoapp dev --port "${PORT:-5000}"
+# `flask dev` (app/cli.py): `flask db upgrade`, then the development server, in one process,
+# on PORT (from the environment or .env; default 5000).
+exec "$VENV/bin/flask" --app autoapp dev

@@ -102,15 +102,15 @@ def storage_check(repair: bool, quick: bool, grace: int) -> None:
             repair=repair, verify_hashes=not quick, grace_seconds=grace
         )
     except StorageError as error:
-        raise Unchecked(f"the file store ({_store_description()}) did not answer: {_one_line(error)}") from None
+        raise Unchecked(f"the file store ({_store_description()}) could not be read: {_one_line(error)}") from None
     except (OperationalError, InterfaceError) as error:
-        raise Unchecked(f"the database did not answer: {_one_line(error.orig or error)}") from None
+        raise Unchecked(f"the database could not be read: {_one_line(error.orig or error)}") from None
     for label, items in (
         ("upload rows whose file is missing", report.missing),
         ("upload rows whose file is corrupt (size or SHA-256 differs)", report.corrupt),
         ("files without an upload row", report.orphans),
         ("abandoned staged files", report.stale_staged),
-        ("removed by --repair", report.removed),
+        *([("removed by --repair", report.removed)] if repair else []),
     ):
         click.echo(f"{label}: {len(items)}")
         for item in items:
@@ -125,7 +125,14 @@ def storage_check(repair: bool, quick: bool, grace: int) -> None:
 
 
 @click.command("dev")
-@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="Port on 127.0.0.1.")
+@click.option(
+    "--port",
+    envvar="PORT",
+    default=5000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="Port on 127.0.0.1 (or PORT, from the environment or .env).",
+)
 @with_appcontext
 def dev_server(port: int) -> None:
     """Apply the migrations, then serve on 127.0.0.1 with the development server.

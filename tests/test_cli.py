@@ -122,6 +122,10 @@ def test_storage_check_counts_the_files_its_grace_period_skipped(app, uploader_h
     assert "files without an upload row: 1" in everything.output
     assert "abandoned staged files: 1" in everything.output
     assert "not checked" not in everything.output
+    # Nothing was removed, nor could be: without --repair the report does not mention it.
+    assert "removed by --repair" not in default.output + everything.output
+    repaired = runner.invoke(args=["storage", "check", "--grace", "0", "--repair"])
+    assert "removed by --repair: 2" in repaired.output.splitlines()
 
 
 def test_storage_check_names_the_grace_period_in_the_unit_it_was_given(app):
@@ -156,7 +160,7 @@ def test_storage_check_on_an_unreachable_s3_store_says_so_in_one_line(app_factor
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)  # not an unhandled error
     assert result.output.splitlines() == [
-        f"Error: the file store (S3 bucket 'depot-down' at http://127.0.0.1:{port}) did not answer: "
+        f"Error: the file store (S3 bucket 'depot-down' at http://127.0.0.1:{port}) could not be read: "
         "listing failed: EndpointConnectionError"
     ]
 
@@ -171,7 +175,7 @@ def test_storage_check_on_a_local_folder_it_cannot_use_says_so_in_one_line(app_f
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
     assert result.output.splitlines() == [
-        f"Error: the file store (local folder {not_a_folder}) did not answer: opening the folder failed: ENOTDIR"
+        f"Error: the file store (local folder {not_a_folder}) could not be read: opening the folder failed: ENOTDIR"
     ]
 
 
@@ -192,4 +196,4 @@ def test_the_real_flask_command_on_an_unreachable_s3_store_prints_no_traceback(t
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stdout == ""
-    assert [line for line in done.stderr.splitlines() if "did not answer" in line] == [done.stderr.strip()]
+    assert [line for line in done.stderr.splitlines() if "could not be read" in line] == [done.stderr.strip()]

@@ -529,3 +529,21 @@ def test_the_compose_storage_command_serves_s3_with_authentication_on(services, 
         os.killpg(process.pid, signal.SIGKILL)  # throwaway data: no need for its 16 s clean stop
         process.wait(timeout=30)
         log.close()
+
+
+def test_gunicorn_conf_reads_dotenv_as_the_app_does_and_reports_its_bad_numbers(monkeypatch, tmp_path):
+    import app.config
+
+    (tmp_path / ".env").write_text("GUNICORN_THREADS=7\nGUNICORN_WORKERS=many\n")
+    monkeypatch.setattr(app.config, "BASE_DIR", tmp_path)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    for name in ("GUNICORN_THREADS", "GUNICORN_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    settings: dict = {}
+    try:
+        exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), settings)  # noqa: S102
+    finally:
+        for name in ("GUNICORN_THREADS", "GUNICORN_WORKERS"):  # load_dotenv set them for the process
+            os.environ.pop(name, None)
+    assert settings["threads"] == 7
+    assert settings["_problems"] == ["GUNICORN_WORKERS must be a whole number, got 'many'"]
