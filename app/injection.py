@@ -25,7 +25,9 @@ class DepotModule(Module):
     """Binds infrastructure to its single instance and makes the stateless services singletons."""
 
     def configure(self, binder: Binder) -> None:
+        # Services ask for the package's type; they get the manager that refuses nesting.
         binder.bind(ThreadTransactionManager, to=transactions.manager)
+        binder.bind(transactions.UnitOfWorkManager, to=transactions.manager)
         binder.bind(scoped_session, to=db.session)
         for service in (AuthService, UserService, ApiTokenService, HealthService, UploadService, StorageAuditService):
             binder.bind(service, scope=singleton)

@@ -3,22 +3,111 @@
 Services open every transaction with `with tm:` (commit on exit, abort on an exception); they
 never call `session.commit()`, which zope.sqlalchemy forbids. Later data managers (the file
 store) join the same transaction, so files and rows commit or abort together.
+
+One `with tm:` is one unit of work, and it is never nested: the `transaction` package's
+manager would answer a nested `with tm:` by aborting the open transaction without a word (its
+begin() aborts whatever is current), so UnitOfWorkManager refuses it instead. Helpers that
+work in their caller's open transaction are marked @within_transaction.
 """
 
 from __future__ import annotations
 
-import transaction
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
 from flask import Flask
 from sqlalchemy.orm import scoped_session
 from transaction import ThreadTransactionManager
+from transaction.interfaces import ITransaction
 from zope.sqlalchemy import register
 
 from app.extensions import db
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class NestedTransaction(RuntimeError):
+    """A `with tm:` (or begin()) while this thread's `with tm:` is open: a programming error."""
+
+
+class NoOpenTransaction(RuntimeError):
+    """A @within_transaction helper called outside `with tm:`: a programming error."""
+
+
+class UnitOfWorkManager(ThreadTransactionManager):
+    """The thread-local manager, refusing a `with tm:` inside another in the same thread.
+
+    The stock manager's begin() aborts the current transaction and starts a new one. That is
+    what we want after a read outside any `with tm:` (the auth check, a lazy load joins an
+    implicit transaction, which the next `with tm:` discards), but inside an open `with tm:`
+    it silently throws away the outer block's work, lets the inner block commit alone, and
+    the outer block then commits an empty transaction. So an explicit `with tm:` (or a
+    begin()) while one is open in this thread raises NestedTransaction, and the outer
+    transaction can then only abort: its `with` ends in NestedTransaction even if the caller
+    caught the first one, so nothing of the outer block is committed. Other threads have
+    their own state (this is a threading.local), so their transactions are never involved.
+    """
+
+    def __init__(self) -> None:  # runs once per thread
+        super().__init__()
+        self._opened_at: str | None = None  # where this thread's open `with tm:` began
+        self._refused = False  # a nested begin was refused while it was open
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside an explicit `with tm:` (implicit reads do not count)."""
+        return self._opened_at is not None
+
+    def begin(self) -> ITransaction:
+        if self._opened_at is not None:
+            self._refused = True
+            raise NestedTransaction(
+                f"A transaction is already open in this thread (its `with tm:` began at {self._opened_at}); "
+                "a nested `with tm:` would silently abort it. Do the work inside the open transaction: "
+                "call a @within_transaction helper instead of a method that opens its own."
+            )
+        return super().begin()
+
+    def __enter__(self) -> ITransaction:
+        caller = sys._getframe(1)
+        txn = self.begin()
+        self._opened_at = f"{caller.f_code.co_filename}:{caller.f_lineno} in {caller.f_code.co_name}"
+        self._refused = False
+        return txn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        refused, self._opened_at, self._refused = self._refused, None, False
+        if not refused:
+            return super().__exit__(exc_type, exc, tb)
+        self.abort()
+        if exc is None:  # the refusal was caught inside the block: it still must not commit
+            raise NestedTransaction("A nested `with tm:` was refused in this block, so its transaction was aborted.")
+        return None
+
+
 # The process-wide, thread-local manager: each gunicorn thread gets its own transaction.
-manager: ThreadTransactionManager = transaction.manager
+manager = UnitOfWorkManager()
 
 _registered: set[int] = set()
+
+
+def within_transaction(method: Callable[P, R]) -> Callable[P, R]:
+    """Marks a service helper that works in its caller's open `with tm:` and opens none.
+
+    Called outside one, it raises NoOpenTransaction: its reads and writes would otherwise go
+    to an implicit transaction that nothing commits.
+    """
+
+    @functools.wraps(method)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not args[0].tm.in_transaction:  # args[0] is the service, which holds the manager
+            raise NoOpenTransaction(f"{method.__qualname__} must be called inside `with tm:`.")
+        return method(*args, **kwargs)
+
+    return checked
 
 
 def join_session_to_transactions(session: scoped_session) -> None:

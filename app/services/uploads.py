@@ -43,6 +43,7 @@ from app.services.principal import Principal
 from app.services.share_links import LinkSigner
 from app.storage.base import FileStore, SizeLimitExceeded, StagedFile, StorageError
 from app.storage.transactional import TransactionalFiles
+from app.transactions import within_transaction
 
 _UNSET = object()
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class UploadService:
         metrics.upload_committed(upload.size)
         return upload
 
+    @within_transaction
     def _store(self, principal: Principal, incoming: IncomingUpload, policy: UploadPolicy) -> Upload:
         """Stage the file and add its row in the current transaction; only the commit is left."""
         files = self.files.current()
@@ -289,8 +291,9 @@ class UploadService:
             self.files.current().delete_on_commit(upload.storage_key)
             self.session.delete(upload)
 
+    @within_transaction
     def purge_owner(self, user_id: str) -> None:
-        """Delete every upload of a user inside the caller's open transaction (user deletion)."""
+        """Delete every upload of a user in the caller's open transaction (user deletion)."""
         files = self.files.current()
         for upload in self.session.scalars(select(Upload).where(Upload.owner_id == user_id)):
             files.delete_on_commit(upload.storage_key)
@@ -358,6 +361,7 @@ class UploadService:
         log.warning("upload %s: the commit went through before the database connection failed", upload_id)
         return upload
 
+    @within_transaction
     def _visible(self, principal: Principal, upload_id: str, lock: bool = False) -> Upload:
         # lock: hold the row until commit, so a concurrent delete makes this a clean 404.
         upload = self.session.get(Upload, upload_id, with_for_update=lock)
@@ -366,6 +370,7 @@ class UploadService:
             raise NotFound("No such upload.")
         return upload
 
+    @within_transaction
     def _owned(self, principal: Principal, upload_id: str) -> Upload:
         upload = self._visible(principal, upload_id, lock=True)
         if not (principal.is_admin or upload.owner_id == principal.user_id):
@@ -387,9 +392,11 @@ class UploadService:
             redirect_url=redirect_url,
         )
 
+    @within_transaction
     def _used_bytes(self, user_id: str) -> int:
         return self.session.scalar(select(func.coalesce(func.sum(Upload.size), 0)).where(Upload.owner_id == user_id))
 
+    @within_transaction
     def _lock_owner(self, user_id: str) -> None:
         """Lock the owner's row until commit: a user deletion then waits for this upload (and
         purges it) or wins and this upload fails cleanly; concurrent uploads of one user are
@@ -398,6 +405,7 @@ class UploadService:
         if owner is None or not owner.active:
             raise AuthenticationFailed("Your account no longer exists or is inactive.")
 
+    @within_transaction
     def _check_quota(self, user_id: str, size: int) -> None:
         if self.quota_bytes is None:
             return

@@ -23,6 +23,7 @@ from app.services.pagination import Page
 from app.services.passwords import PasswordHasher
 from app.services.principal import Account, Principal
 from app.services.uploads import UploadService
+from app.transactions import within_transaction
 
 
 class UserService:
@@ -166,6 +167,7 @@ class UserService:
 
     # --- helpers ------------------------------------------------------------------------
 
+    @within_transaction
     def _get(self, user_id: str) -> User:
         user = self.session.get(User, user_id)
         if user is None:
@@ -191,6 +193,7 @@ class UserService:
     def _email_taken() -> Conflict:
         return Conflict("A user with this email already exists.", fields={"email": ["Already registered."]})
 
+    @within_transaction
     def _ensure_not_last_admin(self, user: User) -> None:
         """Refuse to remove the last active admin, even against a concurrent demotion.
 
