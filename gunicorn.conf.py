@@ -18,7 +18,9 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 
 from dotenv import load_dotenv
@@ -92,6 +94,42 @@ def _refuse_a_bad_config(depot: bool) -> None:
             problems.extend(error.problems)
     if problems:
         exit_on_config_error(ConfigError(problems))
+
+
+# A stopping worker ends the uploads still receiving their body this long before the master's
+# SIGKILL (at most; a third of the graceful timeout when that is short), so their staged
+# bytes are removed by the failed request itself, which no SIGKILL would let run.
+STOP_MARGIN_SECONDS = 5.0
+
+
+def post_worker_init(worker) -> None:
+    """Adds to the worker's SIGTERM (graceful stop: requests get graceful_timeout to finish)
+    a timer that ends the upload bodies still arriving shortly before the master kills it."""
+    graceful = worker.cfg.graceful_timeout
+    margin = min(STOP_MARGIN_SECONDS, graceful / 3)
+    gunicorns_own = signal.getsignal(signal.SIGTERM)
+    timers: list[threading.Timer] = []
+
+    def on_sigterm(sig, frame) -> None:
+        gunicorns_own(sig, frame)
+        if not timers:
+            timers.append(threading.Timer(graceful - margin, _end_bodies, kwargs={"wait": margin}))
+            timers[0].daemon = True  # a worker done sooner exits without waiting for it
+            timers[0].start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn has it: signal.signal() resets it
+
+
+def worker_int(worker) -> None:
+    """SIGINT or SIGQUIT (quick stop): the worker exits at once, so end the upload bodies now."""
+    _end_bodies(wait=1.0)
+
+
+def _end_bodies(wait: float) -> None:
+    from app.api.bodies_in_flight import end_bodies
+
+    end_bodies(wait)
 
 
 def child_exit(server, worker) -> None:

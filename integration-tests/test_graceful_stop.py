@@ -3,7 +3,7 @@ real gunicorn with gunicorn.conf.py, PostgreSQL and the local store. The client 
 of the body and then nothing, keeping its connection open, so the upload cannot finish
 within the graceful timeout (shortened here to keep the test quick). Once gunicorn has
 exited, nothing is left in the staging area, and `flask storage check --grace 0` finds the
-store consistent with nothing to repair (issue 12).
+store consistent with nothing to repair (issue 12). The client is answered 503.
 """
 
 from __future__ import annotations
@@ -52,12 +52,15 @@ def test_sigterm_with_an_upload_in_flight_leaves_no_staged_file(tmp_path):
                 server.process.send_signal(signal.SIGTERM)
                 server.process.wait(timeout=GRACEFUL_TIMEOUT + 15)
                 stopped_after = time.monotonic() - started
+                answer = conn.recv(65536)
             finally:
                 conn.close()
         finally:
             server.stop()
         log = server.log()
         assert list(staging.iterdir()) == [], f"left staged after {stopped_after:.1f} s:\n{log[-3000:]}"
+        # Told to send it again (another worker or replica takes it), not that its body was bad.
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
         check = run_flask(env, "storage", "check", "--grace", "0")
         assert check.returncode == 0, check.stdout + check.stderr
         assert "abandoned staged files: 0" in check.stdout
