@@ -10,6 +10,8 @@ paths; headers such as Authorization are never logged). `bytes_sent` is the body
 on the wire, including a file gunicorn hands to the kernel with sendfile (see below).
 Metrics: each worker writes its counters to PROMETHEUS_MULTIPROC_DIR (a fresh temporary
 folder unless set), so /metrics adds them up.
+Stopping: uploads still receiving their body when gunicorn is about to kill a stopping worker
+are ended first, so their staged bytes are removed (post_worker_init, worker_int below).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -127,9 +130,11 @@ def worker_int(worker) -> None:
 
 
 def _end_bodies(wait: float) -> None:
-    from app.api.bodies_in_flight import end_bodies
-
-    end_bodies(wait)
+    # Loaded by Depot's upload views; not there, no upload is in flight (or the app is another,
+    # such as the benchmark's baselines), and a stopping worker need not import it.
+    bodies_in_flight = sys.modules.get("app.api.bodies_in_flight")
+    if bodies_in_flight is not None:
+        bodies_in_flight.end_bodies(wait)
 
 
 def child_exit(server, worker) -> None:

@@ -1,4 +1,4 @@
-"""A normal stop (SIGTERM to gunicorn's master) while an upload is still receiving its body:
+"""A normal stop (SIGTERM to gunicorn's master; also Ctrl-C's SIGINT) while an upload is still receiving its body:
 real gunicorn with gunicorn.conf.py, PostgreSQL, and the local store or SeaweedFS as the S3
 store. The client sends part of the body (more than one S3 part, so a multipart upload is
 open) and then nothing, keeping its connection open, so the upload cannot finish within the
@@ -43,8 +43,17 @@ def _trickling_upload(url: str, token: str) -> socket.socket:
     return conn
 
 
-@pytest.mark.parametrize("backend", ["local", "s3"])
-def test_sigterm_with_an_upload_in_flight_leaves_no_staged_file(backend, tmp_path):
+@pytest.mark.parametrize(
+    ("backend", "stop"),
+    [
+        ("local", signal.SIGTERM),
+        ("s3", signal.SIGTERM),
+        # Ctrl-C (a quick stop): the workers exit at once, through gunicorn's worker_int hook.
+        ("local", signal.SIGINT),
+    ],
+    ids=["local", "s3", "local-ctrl-c"],
+)
+def test_a_stop_with_an_upload_in_flight_leaves_no_staged_file(backend, stop, tmp_path):
     with contextlib.ExitStack() as stack:
         database_url = stack.enter_context(temporary_database())
         data_dir = tmp_path / "data"
@@ -73,7 +82,7 @@ def test_sigterm_with_an_upload_in_flight_leaves_no_staged_file(backend, tmp_pat
         assert wait_until(staged, timeout=20), "the upload was never staged"
 
         started = time.monotonic()
-        server.process.send_signal(signal.SIGTERM)
+        server.process.send_signal(stop)
         server.process.wait(timeout=GRACEFUL_TIMEOUT + 15)
         stopped_after = time.monotonic() - started
         answer = conn.recv(65536)
