@@ -10,6 +10,8 @@ paths; headers such as Authorization are never logged). `bytes_sent` is the body
 on the wire, including a file gunicorn hands to the kernel with sendfile (see below).
 Metrics: each worker writes its counters to PROMETHEUS_MULTIPROC_DIR (a fresh temporary
 folder unless set), so /metrics adds them up.
+Stopping: uploads still receiving their body when gunicorn is about to kill a stopping worker
+are ended first, so their staged bytes are removed (post_worker_init, worker_int below).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import json
 import logging
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
 import time
 
 from dotenv import load_dotenv
@@ -92,6 +97,44 @@ def _refuse_a_bad_config(depot: bool) -> None:
             problems.extend(error.problems)
     if problems:
         exit_on_config_error(ConfigError(problems))
+
+
+# A stopping worker ends the uploads still receiving their body this long before the master's
+# SIGKILL (at most; a third of the graceful timeout when that is short), so their staged
+# bytes are removed by the failed request itself, which no SIGKILL would let run.
+STOP_MARGIN_SECONDS = 5.0
+
+
+def post_worker_init(worker) -> None:
+    """Adds to the worker's SIGTERM (graceful stop: requests get graceful_timeout to finish)
+    a timer that ends the upload bodies still arriving shortly before the master kills it."""
+    graceful = worker.cfg.graceful_timeout
+    margin = min(STOP_MARGIN_SECONDS, graceful / 3)
+    gunicorns_own = signal.getsignal(signal.SIGTERM)
+    timers: list[threading.Timer] = []
+
+    def on_sigterm(sig, frame) -> None:
+        gunicorns_own(sig, frame)
+        if not timers:
+            timers.append(threading.Timer(graceful - margin, _end_bodies, kwargs={"wait": margin}))
+            timers[0].daemon = True  # a worker done sooner exits without waiting for it
+            timers[0].start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn has it: signal.signal() resets it
+
+
+def worker_int(worker) -> None:
+    """SIGINT or SIGQUIT (quick stop): the worker exits at once, so end the upload bodies now."""
+    _end_bodies(wait=1.0)
+
+
+def _end_bodies(wait: float) -> None:
+    # Loaded by Depot's upload views; not there, no upload is in flight (or the app is another,
+    # such as the benchmark's baselines), and a stopping worker need not import it.
+    bodies_in_flight = sys.modules.get("app.api.bodies_in_flight")
+    if bodies_in_flight is not None:
+        bodies_in_flight.end_bodies(wait)
 
 
 def child_exit(server, worker) -> None:

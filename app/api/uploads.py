@@ -8,6 +8,7 @@ from flask import request, url_for
 from flask_apispec import doc, marshal_with, use_kwargs
 from injector import inject
 
+from app.api.bodies_in_flight import upload_in_flight
 from app.api.downloads import file_response
 from app.api.resources import AuthenticatedResource, PublicResource, no_content
 from app.api.security import current_principal
@@ -53,7 +54,8 @@ class UploadList(_UploadResource):
     @marshal_with(UploadSchema(), code=201)
     def post(self):
         """Upload a file with metadata as multipart/form-data (role uploader or admin)."""
-        return _created(self.uploads.create(current_principal(), MultipartUpload(request, METADATA)))
+        with upload_in_flight(request):  # a stopping worker ends its body (bodies_in_flight.py)
+            return _created(self.uploads.create(current_principal(), MultipartUpload(request, METADATA)))
 
 
 @doc(tags=["uploads"])
@@ -63,7 +65,8 @@ class UploadRaw(_UploadResource):
     @marshal_with(UploadSchema(), code=201)
     def put(self, filename: str, **metadata):
         """Upload the request body as a file named `filename` (curl -T); metadata in the query."""
-        return _created(self.uploads.create(current_principal(), RawUpload(request, filename, metadata)))
+        with upload_in_flight(request):
+            return _created(self.uploads.create(current_principal(), RawUpload(request, filename, metadata)))
 
 
 @doc(tags=["uploads"])
