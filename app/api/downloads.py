@@ -1,11 +1,13 @@
 """Turning a Download into a safe HTTP response: streamed, conditional, ranged, inert.
 
 Preconditions are answered first, from the upload's row alone, so a 304, a 412, a HEAD or
-a 416 never touches the store (and works while it is down). Then a whole local file goes
-through Werkzeug's send_file, so gunicorn can hand it to the kernel with sendfile. A Range
-request, or a file in an object store, is streamed from a seekable reader opened at the
-range's first byte, so only the bytes sent are read. When the store can presign and
-DOWNLOAD_REDIRECT=presigned, the answer is a redirect to a short-lived URL of the object.
+a 416 never touches the store (and works while it is down). Then the file is opened once, at
+the first byte to send (If-Range is decided beforehand), before any header goes out: a file
+deleted meanwhile is a 404 then (UploadService decides), and a local file, once open, stays
+readable to the end even if a delete removes it during the transfer. A whole file goes through
+the server's `wsgi.file_wrapper`, so gunicorn hands a local one to the kernel with sendfile; a
+Range is streamed from the seekable reader, so only the bytes sent are read. When the store
+can presign and DOWNLOAD_REDIRECT=presigned, the answer is a redirect to a short-lived URL.
 
 Every download is an attachment that a browser will neither sniff nor run: nosniff, a
 sandboxing CSP, and a Content-Disposition whose filename is escaped per RFC 6266/5987.
@@ -13,27 +15,35 @@ sandboxing CSP, and a Content-Disposition whose filename is escaped per RFC 6266
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request, send_file
+from flask import Response, jsonify, request
 from werkzeug.exceptions import PreconditionFailed, RequestedRangeNotSatisfiable
-from werkzeug.http import parse_range_header
-from werkzeug.wsgi import FileWrapper
+from werkzeug.http import is_resource_modified, parse_range_header
+from werkzeug.wsgi import FileWrapper, wrap_file
 
 from app.attachments import content_disposition
-from app.exceptions import Unavailable
+from app.models import Upload
 from app.services.uploads import Download
-from app.storage.base import StorageError
 
 # Read size when streaming from a reader (not sendfile): large reads keep Python's share small.
 STREAM_CHUNK_BYTES = 1024 * 1024
 
 
-def _normalize_range(environ: dict, size: int) -> None:
-    """Keep only a Range header Werkzeug will answer per RFC 9110.
+def _normalize_range(environ: dict, upload: Upload) -> None:
+    """Keep only a Range header Werkzeug will answer per RFC 9110, and decide If-Range.
 
     Werkzeug answers 416 where the RFC says to ignore the header (another unit, bad syntax,
     several ranges, which we do not serve as multipart/byteranges) or to serve the whole
-    file (a suffix longer than the file). Those are rewritten or dropped here.
+    file (a suffix longer than the file). Those are rewritten or dropped here. An If-Range
+    that does not match the file asks for the whole file (§13.1.5): decided here, by the test
+    Werkzeug would apply later, so that the file is opened once, at the right byte.
     """
+    if "HTTP_IF_RANGE" in environ:
+        stale = "HTTP_RANGE" in environ and is_resource_modified(
+            environ, etag=upload.sha256, last_modified=upload.created_at, ignore_if_range=False
+        )
+        del environ["HTTP_IF_RANGE"]
+        if stale:
+            del environ["HTTP_RANGE"]
     header = environ.get("HTTP_RANGE")
     if header is None:
         return
@@ -42,8 +52,8 @@ def _normalize_range(environ: dict, size: int) -> None:
         del environ["HTTP_RANGE"]
         return
     start, stop = parsed.ranges[0]
-    if start < 0 and -start > size:
-        environ["HTTP_RANGE"] = "bytes=0-" if size else header
+    if start < 0 and -start > upload.size:
+        environ["HTTP_RANGE"] = "bytes=0-" if upload.size else header
 
 
 def _range_start(environ: dict, size: int) -> int:
@@ -58,7 +68,8 @@ def _check_preconditions(download: Download) -> Response | None:
     bodiless 304 when If-None-Match or If-Modified-Since says the client's copy is current.
 
     Decided here once; the headers are then removed so Werkzeug, which reads If-Match
-    otherwise (a matching one would become a 304), only handles Range and If-Range.
+    otherwise (a matching one would become a 304), only handles Range (If-Range is decided by
+    _normalize_range).
     """
     upload = download.upload
     last_modified = upload.created_at.replace(microsecond=0)  # HTTP dates have whole seconds
@@ -91,42 +102,35 @@ def _headers_only(download: Download, status: int) -> Response:
 
 
 def _refuse_unsatisfiable_range(size: int) -> None:
-    """416 before opening the store when the Range cannot be served (and If-Range is absent)."""
+    """416 before opening the store when the Range cannot be served."""
     parsed = parse_range_header(request.environ.get("HTTP_RANGE"))
-    if parsed is not None and "HTTP_IF_RANGE" not in request.environ and parsed.range_for_length(size) is None:
+    if parsed is not None and parsed.range_for_length(size) is None:
         raise RequestedRangeNotSatisfiable(length=size)
-
-
-def _send_local(download: Download) -> Response:
-    upload = download.upload
-    return send_file(
-        download.local_path,
-        mimetype=upload.content_type,
-        as_attachment=True,
-        download_name=upload.filename,
-        conditional=True,
-        etag=upload.sha256,
-        last_modified=upload.created_at,
-    )
 
 
 def _stream(download: Download) -> Response:
     upload = download.upload
+    ranged = "HTTP_RANGE" in request.environ
+    # Raises NotFound when a delete has just removed the file; once open, a local file stays
+    # readable to the end whatever happens to it.
     stream = download.open(_range_start(request.environ, upload.size))
     try:
-        response = Response(
-            FileWrapper(stream, STREAM_CHUNK_BYTES), mimetype=upload.content_type, direct_passthrough=True
+        # A whole file goes through the server's wrapper (gunicorn: sendfile for a local file).
+        # A Range needs Werkzeug's, which is seekable: its range wrapper seeks, where it would
+        # otherwise skip bytes from the position the file was opened at.
+        body = (
+            FileWrapper(stream, STREAM_CHUNK_BYTES)
+            if ranged
+            else wrap_file(request.environ, stream, STREAM_CHUNK_BYTES)
         )
+        response = Response(body, mimetype=upload.content_type, direct_passthrough=True)
         response.content_length = upload.size
         response.last_modified = upload.created_at
         response.set_etag(upload.sha256)
-        response = response.make_conditional(request.environ, accept_ranges=True, complete_length=upload.size)
-        if response.status_code == 200 and stream.tell() != 0:
-            stream.seek(0)  # the Range was not honoured (If-Range did not match): send it all
+        return response.make_conditional(request.environ, accept_ranges=True, complete_length=upload.size)
     except BaseException:
         stream.close()
         raise
-    return response
 
 
 def _redirect(download: Download) -> Response:
@@ -144,14 +148,9 @@ def _body_response(download: Download) -> Response:
         return _headers_only(download, status=200)
     if download.redirect_url is not None:
         return _redirect(download)
-    _normalize_range(request.environ, upload.size)
+    _normalize_range(request.environ, upload)
     _refuse_unsatisfiable_range(upload.size)
-    try:
-        if download.local_path is not None and "HTTP_RANGE" not in request.environ:
-            return _send_local(download)
-        return _stream(download)
-    except (StorageError, FileNotFoundError) as error:
-        raise Unavailable("The file could not be read from the store.") from error
+    return _stream(download)
 
 
 def file_response(download: Download) -> Response:

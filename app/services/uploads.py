@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import BinaryIO
 
 from flask import Config
@@ -41,7 +40,7 @@ from app.services.incoming import FilePart, IncomingUpload
 from app.services.pagination import CursorPage, decode_cursor, encode_cursor
 from app.services.principal import Principal
 from app.services.share_links import LinkSigner
-from app.storage.base import FileStore, SizeLimitExceeded, StagedFile, StorageError
+from app.storage.base import FileStore, ObjectMissing, SizeLimitExceeded, StagedFile, StorageError
 from app.storage.transactional import TransactionalFiles
 from app.transactions import within_transaction
 
@@ -80,8 +79,9 @@ class Download:
     """An upload ready to be sent: its metadata and how to read its bytes."""
 
     upload: Upload
-    open: Callable[[int], BinaryIO]  # the file, positioned at the given byte
-    local_path: Path | None
+    # The file, positioned at the given byte. Raises NotFound if a delete has removed it since
+    # the row was read, Unavailable if the store fails.
+    open: Callable[[int], BinaryIO]
     redirect_url: str | None = None  # where the client should fetch it instead (presigned)
 
 
@@ -265,7 +265,7 @@ class UploadService:
     def open_content(self, principal: Principal, upload_id: str) -> Download:
         with self.tm:
             upload = self._visible(principal, upload_id)
-        return self._download(upload)
+        return self._download(upload, NotFound("No such upload."))
 
     # --- change -----------------------------------------------------------------------------
 
@@ -325,10 +325,10 @@ class UploadService:
                 select(Upload, User.active).join(User, User.id == Upload.owner_id).where(Upload.id == claims.upload_id)
             ).first()
         # A deactivated owner's links stop too: sharing ends with the account.
+        invalid = NotFound("This link is invalid or has expired.")
         if row is None or not row.active or row.Upload.link_generation != claims.generation:
-            raise NotFound("This link is invalid or has expired.")
-        upload = row.Upload
-        return self._download(upload)
+            raise invalid
+        return self._download(row.Upload, invalid)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -377,7 +377,9 @@ class UploadService:
             raise Forbidden("Only the owner or an admin may change this upload.")
         return upload
 
-    def _download(self, upload: Upload) -> Download:
+    def _download(self, upload: Upload, gone: NotFound) -> Download:
+        """How to send an upload whose row was just read; `gone` is the answer if it is
+        deleted before its file is opened."""
         key = upload.storage_key
         redirect_url = None
         if self.presign_ttl:
@@ -386,11 +388,31 @@ class UploadService:
             except StorageError as error:
                 raise Unavailable("The file store failed; try again shortly.") from error
         return Download(
-            upload=upload,
-            open=lambda offset: self.store.open(key, offset),
-            local_path=self.store.local_path(key),
-            redirect_url=redirect_url,
+            upload=upload, open=lambda offset: self._open_file(upload, offset, gone), redirect_url=redirect_url
         )
+
+    def _open_file(self, upload: Upload, offset: int, gone: NotFound) -> BinaryIO:
+        """The file of an upload whose row was read a moment ago, positioned at `offset`.
+
+        A file missing then is what a delete committed since leaves behind: the row goes at
+        the commit and the file just after it. So the row is looked for again: if it is gone,
+        the answer is `gone`, as if the delete had come first; if it is still there, the store
+        has lost the file, a real failure (Unavailable, and `storage check` reports it)."""
+        upload_id = upload.id
+        try:
+            return self.store.open(upload.storage_key, offset)
+        except ObjectMissing as error:
+            if not self._row_exists(upload_id):
+                raise gone from None
+            log.error("upload %s has a row but no file; `storage check` reports it", upload_id)
+            raise Unavailable("The file could not be read from the store.") from error
+        except StorageError as error:
+            raise Unavailable("The file could not be read from the store.") from error
+
+    def _row_exists(self, upload_id: str) -> bool:
+        """Whether the upload's row is in the database now (a query, never the session's cache)."""
+        with self.tm:
+            return self.session.scalar(select(Upload.id).where(Upload.id == upload_id)) is not None
 
     @within_transaction
     def _used_bytes(self, user_id: str) -> int:

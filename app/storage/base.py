@@ -10,7 +10,6 @@ import abc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import BinaryIO
 
 # How many leading bytes are kept for content sniffing.
@@ -19,6 +18,14 @@ HEAD_BYTES = 8192
 
 class StorageError(Exception):
     """The store could not read or write (disk full, I/O error, permission)."""
+
+
+class ObjectMissing(StorageError):
+    """The object asked for is not in the store.
+
+    A StorageError still, for callers to whom any unreadable file is a failure; a download
+    tells it apart, because a delete committed meanwhile leaves exactly this (see
+    UploadService._open_file)."""
 
 
 class SizeLimitExceeded(Exception):
@@ -96,15 +103,12 @@ class FileStore(abc.ABC):
     def open(self, key: str, offset: int = 0) -> BinaryIO:
         """Open a final object for reading (a seekable binary file), positioned at `offset`.
 
-        Raises StorageError at once when the object cannot be read, before any byte is sent.
+        Raises at once, before any byte is sent, ObjectMissing when there is no such object
+        and StorageError when it cannot be read.
         """
 
     def presigned_url(self, key: str, filename: str, content_type: str, expires_in: int) -> str | None:
         """A short-lived URL where a client can fetch the object itself, if the store has them."""
-        return None
-
-    def local_path(self, key: str) -> Path | None:
-        """The object's path on this machine, when there is one (lets the server use sendfile)."""
         return None
 
     @abc.abstractmethod

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from app.storage.base import FileStore, Intake, StagedFile, StorageError, StoredObject
+from app.storage.base import FileStore, Intake, ObjectMissing, StagedFile, StorageError, StoredObject
 from app.storage.pipeline import HashingWriter
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -107,15 +107,16 @@ class LocalFileStore(FileStore):
     # --- reading ----------------------------------------------------------------------------
 
     def open(self, key: str, offset: int = 0) -> BinaryIO:
+        # The open descriptor keeps the bytes readable after a delete unlinks the file, so a
+        # download that got this far is sent whole.
         try:
             handle = open(self._object_path(key), "rb")  # noqa: SIM115 (the caller closes it)
             handle.seek(offset)
             return handle
+        except FileNotFoundError as error:
+            raise ObjectMissing("open failed: no such object") from error
         except OSError as error:
             raise StorageError(f"open failed: {_describe(error)}") from error
-
-    def local_path(self, key: str) -> Path | None:
-        return self._object_path(key)
 
     def stat(self, key: str) -> StoredObject | None:
         try:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import BinaryIO
 
 from app.metrics import STORAGE_ERRORS
-from app.storage.base import FileStore, StagedFile, StorageError, StoredObject
+from app.storage.base import FileStore, ObjectMissing, StagedFile, StorageError, StoredObject
 
 
 class MeteredFileStore(FileStore):
-    """Delegates to `inner`; a StorageError is counted by operation, then re-raised."""
+    """Delegates to `inner`; a StorageError is counted by operation, then re-raised.
+
+    ObjectMissing is not counted: a download racing a delete meets it with a healthy store.
+    A row whose file is gone is logged by UploadService and reported by `storage check`."""
 
     def __init__(self, inner: FileStore) -> None:
         self.inner = inner
@@ -19,6 +21,8 @@ class MeteredFileStore(FileStore):
     def _call(self, operation: str, function, *args):
         try:
             return function(*args)
+        except ObjectMissing:
+            raise
         except StorageError:
             STORAGE_ERRORS.labels(operation).inc()
             raise
@@ -50,9 +54,6 @@ class MeteredFileStore(FileStore):
 
     def presigned_url(self, key: str, filename: str, content_type: str, expires_in: int) -> str | None:
         return self._call("presign", self.inner.presigned_url, key, filename, content_type, expires_in)
-
-    def local_path(self, key: str) -> Path | None:
-        return self.inner.local_path(key)
 
     def stat(self, key: str) -> StoredObject | None:
         return self._call("stat", self.inner.stat, key)

@@ -31,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from app.attachments import content_disposition
 from app.storage import s3_leftovers
-from app.storage.base import FileStore, Intake, StagedFile, StorageError, StoredObject
+from app.storage.base import FileStore, Intake, ObjectMissing, StagedFile, StorageError, StoredObject
 from app.storage.pipeline import HashingWriter
 from app.storage.s3_client import (
     BOTO_FAILURES,
@@ -92,9 +92,12 @@ class S3ObjectReader:
         try:
             reply = self._client.get_object(**kwargs)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "InvalidRange":
+            code = error.response.get("Error", {}).get("Code")
+            if code == "InvalidRange":
                 self._body, self._size = None, self._position  # at or past the end: nothing to read
                 return
+            if code in ("NoSuchKey", "404"):
+                raise ObjectMissing(f"open failed: {describe(error)}") from error
             raise StorageError(f"open failed: {describe(error)}") from error
         except BotoCoreError as error:
             raise StorageError(f"open failed: {describe(error)}") from error

@@ -9,6 +9,8 @@ import io
 import pytest
 from sqlalchemy import func, select
 from webtest import TestRequest
+from werkzeug.test import EnvironBuilder
+from werkzeug.wsgi import FileWrapper
 
 from app.models import Upload
 from tests.helpers import bearer, pdf_bytes, png_bytes, send_chunked, sha256_hex
@@ -536,3 +538,43 @@ def test_if_none_match_wins_over_range(testapp, upload, uploader_headers):
     )
 
     assert response.headers["ETag"] == etag
+
+
+@pytest.mark.parametrize(
+    ("if_range", "status"),
+    [("etag", 206), ('"other"', 200), ("Fri, 01 Jan 2100 00:00:00 GMT", 206), ("Mon, 01 Jan 2001 00:00:00 GMT", 200)],
+)
+def test_if_range_serves_the_range_only_for_the_same_file(testapp, upload, uploader_headers, if_range, status):
+    data = png_bytes(3000)
+    created = upload(uploader_headers, data=data).json
+    if_range = f'"{created["sha256"]}"' if if_range == "etag" else if_range
+
+    response = testapp.get(
+        created["download_url"],
+        headers={**uploader_headers, "Range": "bytes=100-199", "If-Range": if_range},
+        status=status,
+    )
+
+    assert response.body == (data[100:200] if status == 206 else data)
+
+
+def test_a_whole_local_file_is_handed_to_the_servers_file_wrapper(app, upload, uploader_headers):
+    """So gunicorn sends it with sendfile, from the descriptor opened before answering."""
+    data = png_bytes(3000)
+    created = upload(uploader_headers, data=data).json
+    handed = []
+
+    class ServerFileWrapper(FileWrapper):
+        def __init__(self, file, buffer_size=8192):
+            handed.append(file.fileno())  # a real descriptor, as sendfile needs
+            super().__init__(file, buffer_size)
+
+    environ = EnvironBuilder(path=created["download_url"], headers=uploader_headers).get_environ()
+    environ["wsgi.file_wrapper"] = ServerFileWrapper
+    body = app(environ, lambda status, headers, exc_info=None: None)
+    try:
+        assert b"".join(body) == data
+    finally:
+        body.close()
+
+    assert len(handed) == 1

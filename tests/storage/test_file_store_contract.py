@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from app.storage.base import SizeLimitExceeded
+from app.storage.base import ObjectMissing, SizeLimitExceeded
 from tests.helpers import sha256_hex
 
 KEY = "k" * 32
@@ -78,6 +78,14 @@ def test_delete_and_discard_tolerate_missing_objects(any_store):
 
     assert list(any_store.iter_staged()) == []
     assert any_store.stat("b" * 32) is None
+
+
+def test_opening_a_missing_object_says_it_is_missing(any_store):
+    any_store.promote(any_store.stage([b"x"]), KEY)
+    any_store.delete(KEY)
+
+    with pytest.raises(ObjectMissing):
+        any_store.open(KEY)
 
 
 def test_delete_removes_a_final_object(any_store):

@@ -86,3 +86,13 @@ def test_check_reports_an_unwritable_store(store, monkeypatch):
 
     with pytest.raises(StorageError, match="not writable"):
         store.check()
+
+
+def test_an_open_file_stays_readable_whole_after_its_delete(store):
+    data = os.urandom(100_000)
+    store.promote(store.stage([data]), "k" * 32)
+
+    with store.open("k" * 32, 10) as handle:
+        store.delete("k" * 32)  # what a DELETE committed during a download does
+        assert handle.read() == data[10:]
+    assert store.stat("k" * 32) is None

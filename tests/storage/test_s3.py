@@ -16,7 +16,7 @@ from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from app.config import TestingConfig
 from app.storage import s3 as s3_module
 from app.storage import s3_leftovers
-from app.storage.base import StorageError
+from app.storage.base import ObjectMissing, StorageError
 from app.storage.s3 import MIN_PART_SIZE, S3FileStore
 from app.storage.s3_client import DATA_PATIENCE, QUICK_PATIENCE
 from tests.helpers import S3_BUCKET as BUCKET
@@ -192,7 +192,7 @@ def test_unreachable_store_errors_name_no_endpoint(s3_client):
 
 
 def test_a_missing_object_fails_at_open_before_anything_is_sent(s3_store):
-    with pytest.raises(StorageError, match="NoSuchKey"):
+    with pytest.raises(ObjectMissing, match="NoSuchKey"):
         s3_store.open(KEY)
 
 
