@@ -10,6 +10,8 @@ paths; headers such as Authorization are never logged). `bytes_sent` is the body
 on the wire, including a file gunicorn hands to the kernel with sendfile (see below).
 Metrics: each worker writes its counters to PROMETHEUS_MULTIPROC_DIR (a fresh temporary
 folder unless set), so /metrics adds them up.
+Keep-alive: gunicorn honours the `Connection: close` Depot sets after an answer that left the
+request body unread, and lingers on closing until the peer closes (app/keepalive.py says why).
 """
 
 from __future__ import annotations

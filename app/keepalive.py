@@ -13,11 +13,13 @@ next client's request on it, and answers 502 (503 in Depot's template) to a requ
 did nothing wrong.
 
 So before answering, what is left of a body of at most DRAIN_BYTES (declared by its
-Content-Length) is read and dropped: nginx has then passed the whole body on and read all of
-the client's, and both of its connections stay safely alive (draining after the answer
-would be too late: nginx, its answer complete, would close the client's connection while the
-client may already be sending its next request on it). A larger body, or one of unknown
-length, is left unread and the answer says `Connection: close`: the server closes the
+Content-Length) is read and dropped, if it arrives within DRAIN_SECONDS: nginx has then
+passed the whole body on and read all of the client's, and both of its connections stay
+safely alive (draining after the answer would be too late: nginx, its answer complete, would
+close the client's connection while the client may already be sending its next request on
+it). The time bound needs the server's socket (gunicorn's is in the environ): under another
+server nothing is drained. A larger body, one of unknown length, or one that does not come
+in time, is left unread and the answer says `Connection: close`: the server closes the
 connection after it, and no proxy reuses it (nginx never pools an upstream connection whose
 answer said close). A body read to its end, or no body, changes nothing. gunicorn
 drops the hop-by-hop headers an application sets, so gunicorn.conf.py makes it honour this
@@ -30,11 +32,14 @@ counting what the app reads is the one portable way to know.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 # Read and dropped in well under a millisecond when it is already on its way, as the body
 # of a refused upload is; a client still to send it costs a thread only this long.
 DRAIN_BYTES = 512 * 1024
+# A client that declares a body and does not send it keeps a thread no longer than this.
+DRAIN_SECONDS = 0.5
 
 
 def declared_body_length(environ: dict) -> int | None:
@@ -78,15 +83,21 @@ class TrackedBody:
             self.finished = True
         return lines
 
-    def drain(self, limit: int) -> None:
-        """Read and drop the rest of a body declared to be at most `limit` bytes long."""
-        if self.finished or self._remaining is None or self._remaining > limit:
+    def drain(self, limit: int, seconds: float, sock) -> None:
+        """Read and drop the rest of a body declared to be at most `limit` bytes long, for at
+        most `seconds`, bounded by timeouts on `sock`, the connection the body comes from."""
+        if self.finished or self._remaining is None or self._remaining > limit or sock is None:
             return
+        deadline = time.monotonic() + seconds
+        timeout = sock.gettimeout()
         try:
-            while not self.finished:
+            while not self.finished and (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
                 self.read(min(self._remaining, 64 * 1024))
-        except Exception:  # noqa: BLE001 (the client hung up: the connection closes anyway)
+        except Exception:  # noqa: BLE001 (a timeout, or the client hung up: the connection closes)
             return
+        finally:
+            sock.settimeout(timeout)
 
     def __iter__(self) -> Iterator[bytes]:
         while line := self.readline():
@@ -108,7 +119,7 @@ class CloseAfterUnreadBody:
         environ["wsgi.input"] = body
 
         def start(status: str, headers: list[tuple[str, str]], exc_info=None):
-            body.drain(DRAIN_BYTES)
+            body.drain(DRAIN_BYTES, DRAIN_SECONDS, environ.get("gunicorn.socket"))
             if not body.finished and not any(name.lower() == "connection" for name, _value in headers):
                 headers = [*headers, ("Connection", "close")]
             return start_response(status, headers, exc_info)
