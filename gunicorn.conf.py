@@ -12,6 +12,8 @@ Metrics: each worker writes its counters to PROMETHEUS_MULTIPROC_DIR (a fresh te
 folder unless set), so /metrics adds them up.
 Stopping: uploads still receiving their body when gunicorn is about to kill a stopping worker
 are ended first, so their staged bytes are removed (post_worker_init, worker_int below).
+Keep-alive: gunicorn honours the `Connection: close` Depot sets after an answer that left the
+request body unread, and lingers on closing until the peer closes (app/keepalive.py says why).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import threading
 import time
 
 from dotenv import load_dotenv
+from gunicorn import util
 from gunicorn.glogging import Logger
 from gunicorn.http import wsgi
 
@@ -176,9 +179,43 @@ def _sendfile_counting_bytes(original):
     return sendfile
 
 
-# Patched once, in the master when it reads this file, so every worker it forks has it.
+def _process_headers_honouring_close(original):
+    """gunicorn drops every hop-by-hop header an application sets, `Connection` among them,
+    and decides keep-alive alone. Depot says `Connection: close` when it answers before the
+    request body was read to its end (app/keepalive.py says why): gunicorn then closes the
+    connection after the answer, and its own Connection header says so."""
+
+    def process_headers(self, headers):
+        original(self, headers)
+        if any(name.lower() == "connection" and value.strip().lower() == "close" for name, value in headers):
+            self.force_close()
+
+    process_headers.honours_close = True
+    return process_headers
+
+
+def _close_lingering_until_the_peer_closes(original):
+    """gunicorn's graceful close (after an answer that said `Connection: close`) reads and
+    drops what the peer still sends, then closes; but it stops after 64 KiB, and closing with
+    more on its way resets the connection. nginx, still passing on the body of an upload Depot
+    refused unread, then fails its write and answers 502 instead of Depot's 401/413/415. So
+    it lingers until the peer closes (nginx does as soon as it has the answer), bounded by
+    gunicorn's own 2 s alone."""
+
+    def close_graceful(sock, timeout=2.0, max_drain=None):
+        return original(sock, timeout=timeout, max_drain=sys.maxsize if max_drain is None else max_drain)
+
+    close_graceful.lingers = True
+    return close_graceful
+
+
+# Patched once, in the master when it reads this file, so every worker it forks has them.
 if not getattr(wsgi.Response.sendfile, "counts_bytes", False):
     wsgi.Response.sendfile = _sendfile_counting_bytes(wsgi.Response.sendfile)
+if not getattr(wsgi.Response.process_headers, "honours_close", False):
+    wsgi.Response.process_headers = _process_headers_honouring_close(wsgi.Response.process_headers)
+if not getattr(util.close_graceful, "lingers", False):
+    util.close_graceful = _close_lingering_until_the_peer_closes(util.close_graceful)
 
 
 class JsonLogger(Logger):

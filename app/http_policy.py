@@ -5,6 +5,8 @@
 - CORS is answered only for origins listed in CORS_ORIGINS. Depot's credentials are bearer
   tokens, never cookies, so credentialed CORS is never enabled, and "*" stays safe.
 - No cookie sessions: the bearer token is the only credential.
+- An answer given before the request body was read to its end closes the connection
+  (app.keepalive says why: a proxy would otherwise reuse a connection the server drops).
 - Every response carries headers that stop sniffing, framing and referrer leaks; API answers
   are never cached, and only the Swagger UI page may run its own scripts.
 """
@@ -15,6 +17,8 @@ from flask import Flask, Response, request
 from flask.sessions import SessionInterface
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.keepalive import CloseAfterUnreadBody
 
 # Request headers a browser client may send beyond the CORS-safelisted ones.
 CORS_ALLOW_HEADERS = [
@@ -92,6 +96,7 @@ class NoCookieSessions(SessionInterface):
 
 def register_http_policy(app: Flask) -> None:
     app.session_interface = NoCookieSessions()
+    app.wsgi_app = CloseAfterUnreadBody(app.wsgi_app)
     hops = int(app.config["PROXY_COUNT"])
     if hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
