@@ -7,33 +7,29 @@ GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE and FORWARDED_ALLOW_IPS.
 Logs: the access log and gunicorn's own log are JSON lines on stdout/stderr, like the app's,
 with the same time format, the request id and no secrets (share-link tokens are masked in
 paths; headers such as Authorization are never logged). `bytes_sent` is the body's bytes put
-on the wire, including a file gunicorn hands to the kernel with sendfile (see below).
+on the wire, including a file gunicorn hands to the kernel with sendfile (app/gunicorn_wiring.py).
 Metrics: each worker writes its counters to PROMETHEUS_MULTIPROC_DIR (a fresh temporary
 folder unless set), so /metrics adds them up.
 Stopping: uploads still receiving their body when gunicorn is about to kill a stopping worker
 are ended first, so their staged bytes are removed (post_worker_init, worker_int below).
 Keep-alive: gunicorn honours the `Connection: close` Depot sets after an answer that left the
-request body unread, and lingers on closing until the peer closes (app/keepalive.py says why).
+request body unread, and lingers on closing until the peer closes (app/keepalive.py says why;
+the patches live in app/gunicorn_wiring.py).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
 import threading
-import time
 
 from dotenv import load_dotenv
-from gunicorn import util
-from gunicorn.glogging import Logger
-from gunicorn.http import wsgi
 
 from app.config import BASE_DIR
+from app.gunicorn_wiring import JsonLogger, patch_gunicorn
 
 # .env counts here as it does for the app (app.config): variables already set win over it.
 load_dotenv(BASE_DIR / ".env")
@@ -146,118 +142,10 @@ def child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-class _CountingSocket:
-    """The response's socket, counting what its sendfile() reports sent."""
-
-    def __init__(self, sock) -> None:
-        self._sock, self.sendfile_bytes = sock, 0
-
-    def sendfile(self, *args, **kwargs) -> int:
-        sent = self._sock.sendfile(*args, **kwargs)
-        self.sendfile_bytes += sent
-        return sent
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-
-def _sendfile_counting_bytes(original):
-    """gunicorn's Response.sendfile, the path of a whole local file (Werkzeug's send_file hands
-    it `wsgi.file_wrapper`), sends the body without adding it to `resp.sent`, which its write()
-    does: so full downloads were logged with 0 bytes. This adds what the kernel reports sent."""
-
-    def sendfile(self, respiter):
-        sock, counting = self.sock, _CountingSocket(self.sock)
-        self.sock = counting
-        try:
-            return original(self, respiter)
-        finally:
-            self.sock = sock
-            self.sent += counting.sendfile_bytes
-
-    sendfile.counts_bytes = True
-    return sendfile
-
-
-def _process_headers_honouring_close(original):
-    """gunicorn drops every hop-by-hop header an application sets, `Connection` among them,
-    and decides keep-alive alone. Depot says `Connection: close` when it answers before the
-    request body was read to its end (app/keepalive.py says why): gunicorn then closes the
-    connection after the answer, and its own Connection header says so."""
-
-    def process_headers(self, headers):
-        original(self, headers)
-        if any(name.lower() == "connection" and value.strip().lower() == "close" for name, value in headers):
-            self.force_close()
-
-    process_headers.honours_close = True
-    return process_headers
-
-
-def _close_lingering_until_the_peer_closes(original):
-    """gunicorn's graceful close (after an answer that said `Connection: close`) reads and
-    drops what the peer still sends, then closes; but it stops after 64 KiB, and closing with
-    more on its way resets the connection. nginx, still passing on the body of an upload Depot
-    refused unread, then fails its write and answers 502 instead of Depot's 401/413/415. So
-    it lingers until the peer closes (nginx does as soon as it has the answer), bounded by
-    gunicorn's own 2 s alone."""
-
-    def close_graceful(sock, timeout=2.0, max_drain=None):
-        return original(sock, timeout=timeout, max_drain=sys.maxsize if max_drain is None else max_drain)
-
-    close_graceful.lingers = True
-    return close_graceful
-
-
-# Patched once, in the master when it reads this file, so every worker it forks has them.
-if not getattr(wsgi.Response.sendfile, "counts_bytes", False):
-    wsgi.Response.sendfile = _sendfile_counting_bytes(wsgi.Response.sendfile)
-if not getattr(wsgi.Response.process_headers, "honours_close", False):
-    wsgi.Response.process_headers = _process_headers_honouring_close(wsgi.Response.process_headers)
-if not getattr(util.close_graceful, "lingers", False):
-    util.close_graceful = _close_lingering_until_the_peer_closes(util.close_graceful)
-
-
-class JsonLogger(Logger):
-    """Gunicorn's logger with one JSON object per line for both the error and access logs."""
-
-    def setup(self, cfg) -> None:
-        from app.observability import JsonLineFormatter, RedactingFilter
-
-        super().setup(cfg)
-        formatter = JsonLineFormatter()
-        for handler in self.error_log.handlers:
-            handler.setFormatter(formatter)
-            # "Error handling request GET /api/v1/links/<token>" must not show the token.
-            handler.addFilter(RedactingFilter())
-        for handler in self.access_log.handlers:
-            handler.setFormatter(logging.Formatter("%(message)s"))  # access lines are JSON already
-
-    def access(self, resp, req, environ, request_time) -> None:
-        if not self.access_log_enabled:
-            return
-        from app.observability import iso_time, redact  # the app's own time format and masking
-
-        headers = {name.lower(): value for name, value in resp.headers}
-        record = {
-            "time": iso_time(time.time()),
-            "level": "INFO",
-            "logger": "gunicorn.access",
-            "message": "request",
-            "request_id": headers.get("x-request-id", "-"),
-            "method": environ.get("REQUEST_METHOD"),
-            "path": redact(environ.get("PATH_INFO", "")),
-            "status": resp.status_code,
-            "bytes_sent": getattr(resp, "sent", None),
-            "duration_ms": round(request_time.total_seconds() * 1000, 3),
-            "remote_addr": environ.get("REMOTE_ADDR"),
-            "forwarded_for": environ.get("HTTP_X_FORWARDED_FOR"),
-            "user_agent": environ.get("HTTP_USER_AGENT"),
-        }
-        try:
-            self.access_log.info(json.dumps(record))
-        except Exception:  # noqa: BLE001 (logging must never break a response)
-            self.exception("could not write the access log")
+# Depot's additions to gunicorn (app/gunicorn_wiring.py): its JSON logger, and fixes to how
+# gunicorn counts and closes. Patched once, in the master when it reads this file, so every
+# worker it forks has them.
+patch_gunicorn()
 
 
 logger_class = JsonLogger
