@@ -153,6 +153,9 @@ class Config:
             )
         )
         self.USER_QUOTA_BYTES = env.int("USER_QUOTA_BYTES", None)
+        # An upload whose body sends nothing for this long is ended (408), its bytes removed,
+        # so a stalled client does not keep a server thread.
+        self.BODY_IDLE_TIMEOUT_SECONDS = env.int("BODY_IDLE_TIMEOUT_SECONDS", 30)
         # Signed download links: default and longest lifetime, in seconds.
         self.LINK_TTL_SECONDS = env.int("LINK_TTL_SECONDS", 3600)
         self.LINK_MAX_TTL_SECONDS = env.int("LINK_MAX_TTL_SECONDS", 7 * 24 * 3600)
@@ -206,6 +209,8 @@ class Config:
             found.append("STORAGE_BACKEND=s3 needs S3_BUCKET")
         if self.DOWNLOAD_REDIRECT == "presigned" and self.STORAGE_BACKEND != "s3":
             found.append("DOWNLOAD_REDIRECT=presigned needs STORAGE_BACKEND=s3")
+        if self.BODY_IDLE_TIMEOUT_SECONDS <= 0:
+            found.append(f"BODY_IDLE_TIMEOUT_SECONDS must be more than 0, got {self.BODY_IDLE_TIMEOUT_SECONDS}")
         if self.S3_PART_SIZE_BYTES < 5 * 1024 * 1024:
             found.append("S3_PART_SIZE_BYTES must be at least 5242880 (S3's smallest part)")
         elif self.STORAGE_BACKEND == "s3" and self.MAX_UPLOAD_BYTES > 10_000 * self.S3_PART_SIZE_BYTES:

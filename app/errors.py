@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 STATUS: dict[type[exc.DepotError], int] = {
     exc.Malformed: 400,
+    exc.BodyTimeout: 408,
     exc.Invalid: 422,
     exc.AuthenticationFailed: 401,
     exc.Forbidden: 403,
@@ -70,7 +71,11 @@ def _status_for(error: exc.DepotError) -> int:
 
 
 def handle_domain_error(error: exc.DepotError) -> Response:
-    return error_response(_status_for(error), error.code, error.message, error.fields)
+    response = error_response(_status_for(error), error.code, error.message, error.fields)
+    if isinstance(error, exc.BodyTimeout):
+        # The rest of the body may still come: the connection cannot carry another request.
+        response.headers["Connection"] = "close"
+    return response
 
 
 def _flatten_webargs_messages(messages: dict) -> dict:

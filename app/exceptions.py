@@ -33,6 +33,16 @@ class Malformed(DepotError):
     default_message = "The request body is malformed."
 
 
+class BodyTimeout(DepotError):
+    """The request body stopped arriving: nothing came for `seconds` while it was read."""
+
+    code = "body_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The request body stopped arriving for {seconds:g} s; nothing was stored.")
+        self.seconds = seconds
+
+
 class AuthenticationFailed(DepotError):
     """Credentials or a token were missing, wrong, expired or revoked."""
 

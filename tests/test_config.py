@@ -196,6 +196,30 @@ def test_s3_uploads_must_fit_in_s3s_part_count():
         TestingConfig({**settings, "MAX_UPLOAD_BYTES": str(10_000 * 5 * 1024 * 1024 + 1)}).validate()
 
 
+def test_the_body_idle_timeout_defaults_to_30_seconds_and_is_read_from_the_environment():
+    assert TestingConfig({}).BODY_IDLE_TIMEOUT_SECONDS == 30
+    assert TestingConfig({"BODY_IDLE_TIMEOUT_SECONDS": "5"}).BODY_IDLE_TIMEOUT_SECONDS == 5
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "BODY_IDLE_TIMEOUT_SECONDS must be more than 0, got 0"),
+        ("-5", "BODY_IDLE_TIMEOUT_SECONDS must be more than 0, got -5"),
+        ("soon", "BODY_IDLE_TIMEOUT_SECONDS must be a whole number, got 'soon'"),
+    ],
+)
+def test_a_body_idle_timeout_that_cannot_work_is_refused(value, message):
+    assert problems_of(TestingConfig({"BODY_IDLE_TIMEOUT_SECONDS": value})) == [message]
+
+
+def test_a_bad_body_idle_timeout_is_listed_with_the_other_problems():
+    problems = problems_of(ProductionConfig({"BODY_IDLE_TIMEOUT_SECONDS": "0"}))
+
+    assert "BODY_IDLE_TIMEOUT_SECONDS must be more than 0, got 0" in problems
+    assert any(problem.startswith("SECRET_KEY is required") for problem in problems)
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

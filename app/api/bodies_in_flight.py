@@ -1,4 +1,5 @@
-"""The uploads of this process still being handled, so a stopping worker can end their bodies.
+"""The uploads of this process still being handled, so a stopping worker can end their bodies,
+and a body that stops arriving is ended after an idle timeout.
 
 Why: gunicorn stops a worker (SIGTERM to the master) by letting its requests run for the
 graceful timeout, then killing it with SIGKILL, and a killed process runs no cleanup. An upload
@@ -14,6 +15,16 @@ of a body that ended early.
 Shutting only the reading side leaves the answer free to go out; an upload that had already
 received its whole body does not read again, so it is not disturbed. Outside gunicorn (the
 development server, tests) a request has no `gunicorn.socket` and nothing is shut.
+
+The same socket bounds a stalled client. gunicorn's gthread worker reads a body with blocking
+recv() calls and no timeout, so a client that declares a body, sends part of it and then
+nothing keeps a thread for as long as it keeps its connection open. While the upload is
+handled the socket has a timeout of BODY_IDLE_TIMEOUT_SECONDS: each recv waits at most that
+long (a body that keeps coming, however slowly, continues), a recv that times out raises
+TimeoutError through gunicorn's body reader, and upload_sources turns it into BodyTimeout
+(408), which fails the upload through the store's error path like any other. The socket's
+own timeout is put back before the answer is written, so a connection kept alive carries no
+timeout into its next request (gthread also makes the socket blocking again for each one).
 """
 
 from __future__ import annotations
@@ -38,22 +49,40 @@ _uploads: dict[object, socket.socket | None] = {}
 
 
 @contextlib.contextmanager
-def upload_in_flight(request: Request) -> Iterator[None]:
+def upload_in_flight(request: Request, idle_timeout: float | None = None) -> Iterator[None]:
     """Counts the request as an upload of this process until it has finished, staged bytes
-    removed or committed."""
+    removed or committed; meanwhile each read of its body waits at most `idle_timeout`
+    seconds (None: no limit)."""
     token = object()
+    sock = request.environ.get("gunicorn.socket")
     with _changed:
-        _uploads[token] = request.environ.get("gunicorn.socket")
+        _uploads[token] = sock
+    with _idle_timeout(sock, idle_timeout):
+        try:
+            yield
+        except (Malformed, ClientDisconnected):
+            if not _stopping.is_set():
+                raise
+            raise Unavailable("The server is stopping; nothing was stored. Send the upload again.") from None
+        finally:
+            with _changed:
+                del _uploads[token]
+                _changed.notify_all()
+
+
+@contextlib.contextmanager
+def _idle_timeout(sock: socket.socket | None, seconds: float | None) -> Iterator[None]:
+    """Each read from `sock` waits at most `seconds` meanwhile; its own timeout afterwards."""
+    if sock is None or seconds is None:
+        yield
+        return
+    previous = sock.gettimeout()
+    sock.settimeout(seconds)
     try:
         yield
-    except (Malformed, ClientDisconnected):
-        if not _stopping.is_set():
-            raise
-        raise Unavailable("The server is stopping; nothing was stored. Send the upload again.") from None
     finally:
-        with _changed:
-            del _uploads[token]
-            _changed.notify_all()
+        with contextlib.suppress(OSError):  # closed meanwhile: nothing to put back
+            sock.settimeout(previous)
 
 
 def end_bodies(wait: float) -> int:

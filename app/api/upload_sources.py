@@ -14,12 +14,12 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 
-from flask import Request
+from flask import Request, current_app
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData, Preamble
 
-from app.exceptions import Invalid, Malformed, Unsupported
+from app.exceptions import BodyTimeout, Invalid, Malformed, Unsupported
 from app.services.incoming import FilePart, ReceivedUpload
 from app.storage.base import StagedFile
 
@@ -62,10 +62,15 @@ def _digest_from_header(request: Request) -> str | None:
 
 
 def _read(stream, size: int) -> bytes:
-    """Read from the request body; a body the server cannot decode (bad chunk framing) is 400."""
+    """Read from the request body; a body the server cannot decode (bad chunk framing) is 400,
+    one that stops arriving for the idle timeout is 408."""
     try:
         return stream.read(size)
-    except HTTPException:
+    except (TimeoutError, HTTPException) as error:
+        # The idle timeout that upload_in_flight sets on the connection; Werkzeug's stream
+        # (a body of known length) raises it as ClientDisconnected, the timeout its context.
+        if isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
+            raise BodyTimeout(current_app.config["BODY_IDLE_TIMEOUT_SECONDS"]) from None
         raise  # Werkzeug's own answer (a client that disconnected)
     except Exception as error:  # noqa: BLE001 (servers raise their own types: gunicorn's ParseException)
         raise Malformed(f"The request body could not be read ({type(error).__name__}).") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from flask import request, url_for
+from flask import current_app, request, url_for
 from flask_apispec import doc, marshal_with, use_kwargs
 from injector import inject
 
@@ -54,7 +54,8 @@ class UploadList(_UploadResource):
     @marshal_with(UploadSchema(), code=201)
     def post(self):
         """Upload a file with metadata as multipart/form-data (role uploader or admin)."""
-        with upload_in_flight(request):  # a stopping worker ends its body (bodies_in_flight.py)
+        # A stopping worker ends its body, as does a client that stops sending (bodies_in_flight.py).
+        with upload_in_flight(request, current_app.config["BODY_IDLE_TIMEOUT_SECONDS"]):
             return _created(self.uploads.create(current_principal(), MultipartUpload(request, METADATA)))
 
 
@@ -65,7 +66,7 @@ class UploadRaw(_UploadResource):
     @marshal_with(UploadSchema(), code=201)
     def put(self, filename: str, **metadata):
         """Upload the request body as a file named `filename` (curl -T); metadata in the query."""
-        with upload_in_flight(request):
+        with upload_in_flight(request, current_app.config["BODY_IDLE_TIMEOUT_SECONDS"]):
             return _created(self.uploads.create(current_principal(), RawUpload(request, filename, metadata)))
 
 
