@@ -13,8 +13,11 @@ another's files.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -250,6 +253,14 @@ class DevelopmentConfig(Config):
             )
 
 
+@functools.cache
+def _testing_root() -> str:
+    """The folder of this process's testing data folders, removed when the process exits."""
+    root = tempfile.mkdtemp(prefix="depot-testing-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
+
+
 class TestingConfig(Config):
     """The test suite: an in-memory database unless given one, cheap hashing, no rate limits."""
 
@@ -269,8 +280,9 @@ class TestingConfig(Config):
         self.RATELIMIT_ENABLED = env.bool("RATELIMIT_ENABLED", False)
 
     def default_data_dir(self) -> str:
-        """A fresh temporary folder: a test never sees another run's (or development's) files."""
-        return tempfile.mkdtemp(prefix="depot-testing-")
+        """A fresh temporary folder: a test never sees another run's (or development's) files.
+        Each is made inside one folder of this process, removed when it exits."""
+        return tempfile.mkdtemp(dir=_testing_root())
 
 
 class ProductionConfig(Config):

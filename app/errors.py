@@ -71,11 +71,8 @@ def _status_for(error: exc.DepotError) -> int:
 
 
 def handle_domain_error(error: exc.DepotError) -> Response:
-    response = error_response(_status_for(error), error.code, error.message, error.fields)
-    if isinstance(error, exc.BodyTimeout):
-        # The rest of the body may still come: the connection cannot carry another request.
-        response.headers["Connection"] = "close"
-    return response
+    # A BodyTimeout leaves its body unread: app.keepalive closes the connection after it.
+    return error_response(_status_for(error), error.code, error.message, error.fields)
 
 
 def _flatten_webargs_messages(messages: dict) -> dict:

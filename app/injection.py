@@ -27,7 +27,6 @@ class DepotModule(Module):
     def configure(self, binder: Binder) -> None:
         # Services ask for the package's type; they get the manager that refuses nesting.
         binder.bind(ThreadTransactionManager, to=transactions.manager)
-        binder.bind(transactions.UnitOfWorkManager, to=transactions.manager)
         binder.bind(scoped_session, to=db.session)
         for service in (AuthService, UserService, ApiTokenService, HealthService, UploadService, StorageAuditService):
             binder.bind(service, scope=singleton)

@@ -53,7 +53,9 @@ class UnitOfWorkManager(ThreadTransactionManager):
 
     def __init__(self) -> None:  # runs once per thread
         super().__init__()
-        self._opened_at: str | None = None  # where this thread's open `with tm:` began
+        # Where this thread's open `with tm:` began (file, line, function), formatted only
+        # for the error: every transaction sets it.
+        self._opened_at: tuple[str, int, str] | None = None
         self._refused = False  # a nested begin was refused while it was open
 
     @property
@@ -64,17 +66,18 @@ class UnitOfWorkManager(ThreadTransactionManager):
     def begin(self) -> ITransaction:
         if self._opened_at is not None:
             self._refused = True
+            filename, line, function = self._opened_at
             raise NestedTransaction(
-                f"A transaction is already open in this thread (its `with tm:` began at {self._opened_at}); "
-                "a nested `with tm:` would silently abort it. Do the work inside the open transaction: "
-                "call a @within_transaction helper instead of a method that opens its own."
+                f"A transaction is already open in this thread (its `with tm:` began at {filename}:{line} in "
+                f"{function}); a nested `with tm:` would silently abort it. Do the work inside the open "
+                "transaction: call a @within_transaction helper instead of a method that opens its own."
             )
         return super().begin()
 
     def __enter__(self) -> ITransaction:
         caller = sys._getframe(1)
         txn = self.begin()
-        self._opened_at = f"{caller.f_code.co_filename}:{caller.f_lineno} in {caller.f_code.co_name}"
+        self._opened_at = (caller.f_code.co_filename, caller.f_lineno, caller.f_code.co_name)
         self._refused = False
         return txn
 

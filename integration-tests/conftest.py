@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ from tests.helpers import REDIS_URL, redis_key_prefix
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "integration admin password"
+# The password of the accounts the fixtures create.
+USER_PASSWORD = "integration password"
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +133,17 @@ def running_depot(env: dict, name: str, log_dir) -> Iterator[str]:
         yield replica.url
     finally:
         replica.stop()
+
+
+@pytest.fixture
+def uploader(api, admin_api) -> Api:
+    """A client logged in as a fresh uploader of the `server` Depot."""
+    email = f"up-{uuid.uuid4().hex[:10]}@example.com"
+    created = admin_api.post(
+        "/api/v1/users", json={"email": email, "password": USER_PASSWORD, "name": "U", "roles": ["uploader"]}
+    )
+    assert created.status_code == 201, created.text
+    return api.login(email, USER_PASSWORD)
 
 
 class Api:

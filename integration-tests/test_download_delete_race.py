@@ -11,28 +11,13 @@ from __future__ import annotations
 import collections
 import os
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
-import pytest
-
-PASSWORD = "integration password"
 PNG = b"\x89PNG\r\n\x1a\n"
 ROUNDS = 200
 FILE_BYTES = 128 * 1024
 RANGE = (1000, 99_999)
-
-
-@pytest.fixture
-def uploader(api, admin_api):
-    """A client logged in as a fresh uploader."""
-    email = f"race-{uuid.uuid4().hex[:10]}@example.com"
-    created = admin_api.post(
-        "/api/v1/users", json={"email": email, "password": PASSWORD, "name": "R", "roles": ["uploader"]}
-    )
-    assert created.status_code == 201, created.text
-    return api.login(email, PASSWORD)
 
 
 def _verdict(response, expected: bytes, status: int) -> str:

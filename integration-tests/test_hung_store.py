@@ -31,6 +31,7 @@ from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, depot_env, prepare_depot,
 from processes import Gunicorn, SeaweedFS, temporary_database, wait_until
 
 from app.storage import s3 as s3_module
+from tests.helpers import png_bytes
 
 # A fault under load, as test_faults_under_load.py: counted with it in docs/robustness.md.
 pytestmark = pytest.mark.robustness("faults under load")
@@ -45,10 +46,6 @@ OUTAGE_SECONDS = 14
 # every probe sent this long after the pause must say 503.
 READINESS_LAG = 2.5
 READYZ_BOUND, STORE_BOUND, DATABASE_BOUND = 2.0, 10.0, 2.0
-
-
-def png(size: int) -> bytes:
-    return b"\x89PNG\r\n\x1a\n" + os.urandom(size - 8)
 
 
 @dataclass
@@ -185,9 +182,9 @@ def test_a_large_promotion_is_copied_in_parts_on_the_real_store(depot, monkeypat
 def test_a_hung_store_costs_bounded_time_and_nothing_else(depot):
     server, admin, record = depot.server, depot.admin, Record()
     master, workers = server.process.pid, sorted(server.worker_pids())
-    kept = png(64 * KIB)
+    kept = png_bytes(64 * KIB)
     kept_id = admin.post("/api/v1/uploads", files={"file": ("kept.png", kept)}).json()["id"]
-    doomed_id = admin.post("/api/v1/uploads", files={"file": ("doomed.png", png(KIB))}).json()["id"]
+    doomed_id = admin.post("/api/v1/uploads", files={"file": ("doomed.png", png_bytes(KIB))}).json()["id"]
     assert requests.get(f"{server.url}/readyz", timeout=5).status_code == 200
     log_before = server.log().count("readiness: file store check failed")
     stop = threading.Event()
@@ -200,7 +197,7 @@ def test_a_hung_store_costs_bounded_time_and_nothing_else(depot):
     loads = [lambda: record.call("readyz", "GET", f"{server.url}/readyz")] * PROBERS + [
         lambda: record.call("healthz", "GET", f"{server.url}/healthz"),
         lambda: record.call("me", "GET", f"{server.url}/api/v1/users/me", headers=admin.http.headers),
-        lambda: upload(depot, record, png(64 * KIB)),
+        lambda: upload(depot, record, png_bytes(64 * KIB)),
         lambda: record.call(
             "download", "GET", f"{server.url}/api/v1/uploads/{kept_id}/content", headers=admin.http.headers
         ),
@@ -216,7 +213,7 @@ def test_a_hung_store_costs_bounded_time_and_nothing_else(depot):
         # One of each of the other requests that need the store: a delete, a multipart upload
         # (its parts go out on the staging writer thread).
         record.call("delete", "DELETE", f"{server.url}/api/v1/uploads/{doomed_id}", headers=admin.http.headers)
-        upload(depot, record, png(6 * MIB), kind="multipart")
+        upload(depot, record, png_bytes(6 * MIB), kind="multipart")
         time.sleep(max(0.0, paused + OUTAGE_SECONDS - time.monotonic()))
         resumed = time.monotonic()
         depot.store.resume()
@@ -264,7 +261,7 @@ def test_a_hung_store_costs_bounded_time_and_nothing_else(depot):
     # Back without a restart: the same master and workers, ready, storing and serving files.
     assert wait_until(lambda: requests.get(f"{server.url}/readyz", timeout=5).status_code == 200, timeout=10)
     assert (server.process.poll(), server.process.pid, sorted(server.worker_pids())) == (None, master, workers)
-    data = png(6 * MIB)
+    data = png_bytes(6 * MIB)
     stored = admin.post("/api/v1/uploads", files={"file": ("after.png", data)})
     assert stored.status_code == 201, stored.text
     downloaded = admin.get(f"/api/v1/uploads/{stored.json()['id']}/content")

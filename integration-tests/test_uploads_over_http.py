@@ -10,22 +10,10 @@ import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
+from conftest import USER_PASSWORD
 
-PASSWORD = "integration password"
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def uploader(api, admin_api):
-    """A client logged in as a fresh uploader."""
-    email = f"up-{uuid.uuid4().hex[:10]}@example.com"
-    created = admin_api.post(
-        "/api/v1/users", json={"email": email, "password": PASSWORD, "name": "U", "roles": ["uploader"]}
-    )
-    assert created.status_code == 201, created.text
-    return api.login(email, PASSWORD)
 
 
 def sha256(data: bytes) -> str:
@@ -104,8 +92,8 @@ def test_a_signed_link_works_without_authorization(uploader, server):
 def test_other_users_get_404(uploader, api, admin_api):
     upload = uploader.post("/api/v1/uploads", files={"file": ("private.png", PNG + b"1" * 100)}).json()
     email = f"other-{uuid.uuid4().hex[:8]}@example.com"
-    api.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD, "name": "O"})
-    other = api.login(email, PASSWORD)
+    api.post("/api/v1/auth/register", json={"email": email, "password": USER_PASSWORD, "name": "O"})
+    other = api.login(email, USER_PASSWORD)
 
     assert other.get(f"/api/v1/uploads/{upload['id']}").status_code == 404
     assert other.get(upload["download_url"]).status_code == 404

@@ -54,16 +54,21 @@ def ask(flight: SingleFlight):
         return error
 
 
+def ask_while_the_first_checks(flight: SingleFlight, check: SlowCheck, probes: int) -> list:
+    """`probes` answers: the first probe starts the check, the others arrive while it runs."""
+    with ThreadPoolExecutor(probes) as pool:
+        first = pool.submit(ask, flight)
+        check.started.wait(5)
+        others = [pool.submit(ask, flight) for _ in range(probes - 1)]
+        check.release.set()
+        return [first.result(5)] + [f.result(5) for f in others]
+
+
 def test_concurrent_probes_share_one_check():
     check = SlowCheck()
     flight = SingleFlight(check, ttl=1, wait=5)
 
-    with ThreadPoolExecutor(8) as pool:
-        first = pool.submit(ask, flight)
-        check.started.wait(5)
-        others = [pool.submit(ask, flight) for _ in range(7)]
-        check.release.set()
-        answers = [first.result(5)] + [f.result(5) for f in others]
+    answers = ask_while_the_first_checks(flight, check, 8)
 
     assert (check.calls, check.most_at_once) == (1, 1)
     assert answers == [{"database": "ok"}] * 8
@@ -73,12 +78,7 @@ def test_a_failure_is_shared_and_each_probe_gets_its_own_error():
     check = SlowCheck(Unavailable("The file store is not answering.", fields={"storage": ["unavailable"]}))
     flight = SingleFlight(check, ttl=1, wait=5)
 
-    with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(ask, flight)
-        check.started.wait(5)
-        others = [pool.submit(ask, flight) for _ in range(3)]
-        check.release.set()
-        errors = [first.result(5)] + [f.result(5) for f in others]
+    errors = ask_while_the_first_checks(flight, check, 4)
 
     assert check.calls == 1
     assert all(isinstance(e, Unavailable) and e.fields == {"storage": ["unavailable"]} for e in errors)
