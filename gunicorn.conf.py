@@ -20,22 +20,38 @@ the patches live in app/gunicorn_wiring.py).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import sys
 import tempfile
 import threading
+from pathlib import Path
 
 from dotenv import load_dotenv
 
-from app.config import BASE_DIR
-from app.gunicorn_wiring import JsonLogger, patch_gunicorn
-
 # .env counts here as it does for the app (app.config): variables already set win over it.
-load_dotenv(BASE_DIR / ".env")
+load_dotenv(Path(__file__).resolve().parent / ".env")
 
 # Settings of this file that could not be read: on_starting reports them with Depot's own.
 _problems: list[str] = []
+
+# gevent (the default): each connection is a greenlet, so a client that sends or reads slowly,
+# or never finishes its headers, costs a socket and a little memory, not one of a few threads
+# (docs/robustness.md has the measurements that chose it). gthread stays available to compare.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS") or "gevent"
+if worker_class == "gevent":
+    # Before anything else is imported: a module that made a threading.local (the transaction
+    # manager, SQLAlchemy's scoped session) or a lock before the patch would share it between
+    # every request of the worker. The workers inherit the patched modules from this master.
+    from gevent import monkey
+
+    monkey.patch_all()
+elif worker_class != "gthread":
+    _problems.append(f"GUNICORN_WORKER_CLASS must be gevent or gthread, got {worker_class!r}")
+    worker_class = "gevent"
+
+from app.gunicorn_wiring import JsonLogger, patch_gunicorn  # noqa: E402 (after the patch above)
 
 
 def _int(name: str, default: int) -> int:
@@ -50,15 +66,20 @@ def _int(name: str, default: int) -> int:
 
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{_int('PORT', 8000)}"
-worker_class = "gthread"
 workers = _int("GUNICORN_WORKERS", 2)
+# gthread only: request threads per worker.
 threads = _int("GUNICORN_THREADS", 4)
-# With gthread the worker heartbeat runs beside request threads, so a long upload does not
-# count against this; it only reaps workers that are truly stuck.
+# gevent only: connections a worker holds at once (each takes a file descriptor, two while an
+# upload is staged on disk); beyond it the worker stops accepting until one ends.
+worker_connections = _int("GUNICORN_WORKER_CONNECTIONS", 4096)
+# The worker heartbeat runs beside requests (a greenlet, or gthread's main thread), so a long
+# upload does not count against this; it only reaps workers that are truly stuck.
 timeout = _int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 # Longer than the proxy's idle upstream keep-alive (nginx: 4 s), so the proxy always closes
-# first and never sends a request on a connection gunicorn is closing.
+# first and never sends a request on a connection gunicorn is closing. Under gevent it also
+# bounds the wait for a request's line and headers: a client that never finishes them is
+# disconnected after this long.
 keepalive = _int("GUNICORN_KEEPALIVE", 5)
 # Addresses whose X-Forwarded-Proto is believed (the proxy); Depot's PROXY_COUNT does the rest.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
@@ -76,6 +97,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 def on_starting(server) -> None:
     _refuse_a_bad_config(depot=getattr(server.app, "app_uri", "").startswith("autoapp"))
+    _raise_open_files_limit()
     # Counters of an earlier run in the same folder would be added to this run's.
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(folder, ignore_errors=True)
@@ -96,6 +118,18 @@ def _refuse_a_bad_config(depot: bool) -> None:
             problems.extend(error.problems)
     if problems:
         exit_on_config_error(ConfigError(problems))
+
+
+# File descriptors a worker may need: every connection it may hold, a staged file beside
+# each, and room for its own (logs, database and store connections).
+def _raise_open_files_limit() -> None:
+    """Raise the soft limit on open files towards the hard one (the workers inherit it):
+    Linux's usual soft limit, 1,024, is less than a worker's connections."""
+    wanted = 2 * max(worker_connections, threads) + 1024  # per process: each worker counts its own
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 # A stopping worker ends the uploads still receiving their body this long before the master's

@@ -1,11 +1,12 @@
 """What Depot adds to gunicorn, which gunicorn.conf.py wires in: a logger writing JSON lines
-like the app's, and three fixes to gunicorn's own HTTP handling. Each fix is a wrapper around
+like the app's, and four fixes to gunicorn's own HTTP handling. Each fix is a wrapper around
 one gunicorn function, applied once by `patch_gunicorn()`, and pinned by a test over a real
 gunicorn (tests/test_gunicorn_logging.py, integration-tests/test_keepalive_refusals.py):
 
 - a whole file sent with sendfile counts in the access log's bytes_sent;
 - an answer saying `Connection: close` closes the connection (gunicorn drops the header);
-- closing after such an answer lets the peer finish sending first (nginx would answer 502).
+- closing after such an answer lets the peer finish sending first (nginx would answer 502);
+- the gevent worker closes that way too (it closed abruptly, whatever the peer still sent).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from gunicorn import util
 from gunicorn.glogging import Logger
 from gunicorn.http import wsgi
+from gunicorn.workers import base_async
 
 
 class _CountingSocket:
@@ -83,6 +85,20 @@ def _close_lingering_until_the_peer_closes(original):
     return close_graceful
 
 
+class _UtilClosingGracefully:
+    """gunicorn's util module as the gevent worker (base_async) sees it: its connections close
+    gracefully, as the gthread worker's do, so the wrapper above applies to them as well."""
+
+    closes_gracefully = True
+
+    @staticmethod
+    def close(sock) -> None:
+        util.close_graceful(sock)
+
+    def __getattr__(self, name: str):
+        return getattr(util, name)
+
+
 def patch_gunicorn() -> None:
     """Apply the fixes above to gunicorn's classes, once (reading the config twice is harmless)."""
     if not getattr(wsgi.Response.sendfile, "counts_bytes", False):
@@ -91,6 +107,8 @@ def patch_gunicorn() -> None:
         wsgi.Response.process_headers = _process_headers_honouring_close(wsgi.Response.process_headers)
     if not getattr(util.close_graceful, "lingers", False):
         util.close_graceful = _close_lingering_until_the_peer_closes(util.close_graceful)
+    if not getattr(base_async.util, "closes_gracefully", False):
+        base_async.util = _UtilClosingGracefully()
 
 
 class JsonLogger(Logger):

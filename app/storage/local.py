@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from app.cooperative import offload
 from app.storage.base import FileStore, Intake, ObjectMissing, StagedFile, StorageError, StoredObject
 from app.storage.pipeline import HashingWriter
 
@@ -73,9 +74,9 @@ class LocalFileStore(FileStore):
             with out:
                 # Errors raised by `chunks` (the client's body) pass through unchanged: only
                 # this store's own reads and writes are storage failures.
-                sha256 = HashingWriter(write).drain(intake(chunks))
+                sha256 = HashingWriter(write, blocking_io=True).drain(intake(chunks))
                 with _storage_io("staging"):
-                    os.fsync(out.fileno())
+                    offload(os.fsync, out.fileno())
         except BaseException:
             _remove_quietly(path)
             raise

@@ -5,6 +5,12 @@ thread (reading the socket, parsing, hashing) and a writer thread (writing to di
 sending S3 parts) run at the same time on two cores: a large upload takes about as long as
 the slower of the two, not their sum. Until THRESHOLD bytes have arrived everything happens
 inline, so small files never pay for a thread.
+
+Under gevent (gunicorn.conf.py) a Python thread is a greenlet on the worker's one OS thread.
+That still overlaps network writes (S3 parts), which wait cooperatively, but a disk write
+would stall every connection of the worker while it runs. So a store whose writes are disk
+I/O says `blocking_io=True`, and under gevent each chunk is written on a real thread
+(app.cooperative) while the request's greenlet receives and hashes the next one.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import hashlib
 import queue
 import threading
 from collections.abc import Callable
+
+from app.cooperative import Pending, gevent_active, start
 
 THRESHOLD = 1024 * 1024
 # Chunks in flight at most (the request's chunks are up to 1 MiB): memory stays bounded.
@@ -23,8 +31,11 @@ _DONE = object()
 class HashingWriter:
     """SHA-256 every chunk and write it, in order, with `write_chunk`; errors surface to the caller."""
 
-    def __init__(self, write_chunk: Callable[[bytes], None]) -> None:
+    def __init__(self, write_chunk: Callable[[bytes], None], blocking_io: bool = False) -> None:
         self._write_chunk = write_chunk
+        # Under gevent, disk writes go to a real thread one chunk at a time, in order.
+        self._offload = blocking_io and gevent_active()
+        self._pending: Pending[None] | None = None
         self._digest = hashlib.sha256()
         self._inline_bytes = 0
         self._queue: queue.Queue | None = None
@@ -32,6 +43,11 @@ class HashingWriter:
         self._error: BaseException | None = None
 
     def write(self, chunk: bytes) -> None:
+        if self._offload:
+            self._digest.update(chunk)  # while the previous chunk is being written
+            self._wait_for_write()
+            self._pending = start(self._write_chunk, chunk)
+            return
         if self._queue is None:
             self._digest.update(chunk)
             self._write_chunk(chunk)
@@ -56,13 +72,23 @@ class HashingWriter:
 
     def finish(self) -> str:
         """Wait until every chunk is written; the hex SHA-256 of them all."""
+        self._wait_for_write()
         self._stop()
         self._raise_if_failed()
         return self._digest.hexdigest()
 
     def close(self) -> None:
         """Stop the writer thread (after an error elsewhere); idempotent."""
+        try:
+            self._wait_for_write()
+        except BaseException:  # noqa: BLE001,S110 (the error that brought us here is the one to report)
+            pass
         self._stop()
+
+    def _wait_for_write(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.get()
 
     def _start(self) -> None:
         self._queue = queue.Queue(maxsize=QUEUE_DEPTH)
