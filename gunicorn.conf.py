@@ -1,8 +1,9 @@
 """Gunicorn settings for Depot: the container's server, and the integration tests' replicas.
 
 Every value can be changed from the environment, so one image serves any host size:
-GUNICORN_BIND (or PORT), GUNICORN_WORKERS, GUNICORN_THREADS, GUNICORN_TIMEOUT,
-GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE and FORWARDED_ALLOW_IPS.
+GUNICORN_BIND (or PORT), GUNICORN_WORKERS, GUNICORN_WORKER_CLASS, GUNICORN_WORKER_CONNECTIONS,
+GUNICORN_THREADS, GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT, GUNICORN_KEEPALIVE and
+FORWARDED_ALLOW_IPS.
 
 Logs: the access log and gunicorn's own log are JSON lines on stdout/stderr, like the app's,
 with the same time format, the request id and no secrets (share-link tokens are masked in
@@ -144,14 +145,22 @@ def post_worker_init(worker) -> None:
     graceful = worker.cfg.graceful_timeout
     margin = min(STOP_MARGIN_SECONDS, graceful / 3)
     gunicorns_own = signal.getsignal(signal.SIGTERM)
-    timers: list[threading.Timer] = []
+    timers: list = []  # the one timer (a thread, or a greenlet under gevent)
 
     def on_sigterm(sig, frame) -> None:
         gunicorns_own(sig, frame)
-        if not timers:
-            timers.append(threading.Timer(graceful - margin, _end_bodies, kwargs={"wait": margin}))
-            timers[0].daemon = True  # a worker done sooner exits without waiting for it
-            timers[0].start()
+        if timers:
+            return
+        if worker_class == "gevent":
+            # Under gevent the handler runs in the event loop, where a thread's start() (which
+            # waits) may not block: a greenlet that sleeps until then does the same.
+            import gevent
+
+            timers.append(gevent.spawn_later(graceful - margin, _end_bodies, wait=margin))
+            return
+        timers.append(threading.Timer(graceful - margin, _end_bodies, kwargs={"wait": margin}))
+        timers[0].daemon = True  # a worker done sooner exits without waiting for it
+        timers[0].start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
     signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn has it: signal.signal() resets it

@@ -343,6 +343,15 @@ def _container_env(compose: dict, dockerfile: str, dotenv: dict[str, str]) -> di
     return _image_env(dockerfile) | dotenv | resolve_all(compose["services"]["app"]["environment"], dotenv)
 
 
+def exec_gunicorn_conf(folder: Path = ROOT) -> tuple[dict, mock.Mock]:
+    """gunicorn.conf.py's settings, read as gunicorn reads the file (from `folder`, whose .env it
+    loads), with gevent's monkey patching recorded instead of applied to the test process."""
+    settings: dict = {"__file__": str(folder / "gunicorn.conf.py")}
+    with mock.patch("gevent.monkey.patch_all") as patch_all:
+        exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), settings)  # noqa: S102
+    return settings, patch_all
+
+
 def _app_settings(env: dict[str, str]):
     try:
         return vars(ProductionConfig(env))
@@ -351,10 +360,20 @@ def _app_settings(env: dict[str, str]):
 
 
 def _gunicorn_settings(env: dict[str, str], tmp_path: Path) -> dict:
-    settings: dict = {}
     with mock.patch.dict(os.environ, env | {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}, clear=True):
-        exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), settings)  # noqa: S102
-    names = ("bind", "workers", "threads", "timeout", "graceful_timeout", "keepalive", "forwarded_allow_ips")
+        settings, _ = exec_gunicorn_conf()
+    names = (
+        "bind",
+        "workers",
+        "worker_class",
+        "worker_connections",
+        "threads",
+        "timeout",
+        "graceful_timeout",
+        "keepalive",
+        "forwarded_allow_ips",
+        "_problems",
+    )
     return {name: settings[name] for name in names}
 
 
@@ -432,9 +451,9 @@ def test_gunicorn_conf_reads_its_settings_from_the_environment(monkeypatch, tmp_
     monkeypatch.setenv("GUNICORN_WORKERS", "5")
     monkeypatch.setenv("GUNICORN_THREADS", "3")
     monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("GUNICORN_WORKER_CLASS", "gthread")
     monkeypatch.delenv("GUNICORN_BIND", raising=False)
-    settings: dict = {}
-    exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), settings)  # noqa: S102
+    settings, patch_all = exec_gunicorn_conf()
 
     config = GunicornConfig()
     for name in ("bind", "workers", "threads", "worker_class", "timeout", "forwarded_allow_ips", "logger_class"):
@@ -442,6 +461,40 @@ def test_gunicorn_conf_reads_its_settings_from_the_environment(monkeypatch, tmp_
     assert config.bind == ["0.0.0.0:9000"]
     assert (config.workers, config.threads, config.worker_class_str) == (5, 3, "gthread")
     assert settings["accesslog"] == "-" and settings["control_socket_disable"] is True
+    patch_all.assert_not_called()  # gthread's threads are real threads
+
+
+def test_gunicorn_runs_gevent_workers_patched_before_the_app_is_imported(tmp_path):
+    """The default worker is gevent, and the patches come first: the transaction manager (a
+    threading.local made when app.transactions is imported) must be per greenlet, or every
+    request of a worker would share one transaction. Checked in a child process, as gunicorn's
+    master reads the file, since patching would change this test process."""
+    script = (
+        "import runpy, sys, threading\n"
+        "settings = runpy.run_path('gunicorn.conf.py')\n"
+        "import gevent.local, app.transactions\n"
+        "print(settings['worker_class'], settings['worker_connections'],\n"
+        "      isinstance(app.transactions.manager, gevent.local.local))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GUNICORN_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["gevent", "4096", "True"]
+
+
+def test_gunicorn_refuses_an_unknown_worker_class(monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("GUNICORN_WORKER_CLASS", "eventlet")
+    settings, _ = exec_gunicorn_conf()
+    assert settings["_problems"] == ["GUNICORN_WORKER_CLASS must be gevent or gthread, got 'eventlet'"]
 
 
 def test_production_logs_are_json_by_default():
@@ -532,16 +585,12 @@ def test_the_compose_storage_command_serves_s3_with_authentication_on(services, 
 
 
 def test_gunicorn_conf_reads_dotenv_as_the_app_does_and_reports_its_bad_numbers(monkeypatch, tmp_path):
-    import app.config
-
     (tmp_path / ".env").write_text("GUNICORN_THREADS=7\nGUNICORN_WORKERS=many\n")
-    monkeypatch.setattr(app.config, "BASE_DIR", tmp_path)
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     for name in ("GUNICORN_THREADS", "GUNICORN_WORKERS"):
         monkeypatch.delenv(name, raising=False)
-    settings: dict = {}
     try:
-        exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), settings)  # noqa: S102
+        settings, _ = exec_gunicorn_conf(tmp_path)
     finally:
         for name in ("GUNICORN_THREADS", "GUNICORN_WORKERS"):  # load_dotenv set them for the process
             os.environ.pop(name, None)
