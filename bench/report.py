@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.scenarios import MIB, Results  # noqa: E402
+from bench.servers import describe_workers  # noqa: E402
 
 LARGE = "large"  # the sizes the upload targets are judged at (256 MiB and 1 GiB in a full run)
 
@@ -186,7 +187,7 @@ def write(results: Results, out: Path, command: str, runs: int, large_sizes: lis
         "# Depot benchmark results",
         "",
         f"Produced by `{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {runs} run(s), contenders alternating in",
-        f"each run. Machine: {_machine()}. Every server: gunicorn with `gunicorn.conf.py`, 2 workers × 4 threads,",
+        f"each run. Machine: {_machine()}. Every server: gunicorn with `gunicorn.conf.py`, {describe_workers()},",
         "on loopback. Cells are the median of the runs, with the minimum and maximum in brackets.",
         "",
         "## Targets",

@@ -37,7 +37,15 @@ from processes import (  # noqa: E402
 ADMIN_EMAIL = "bench@example.com"
 ADMIN_PASSWORD = "benchmark admin password"
 # Identical for Depot and the baselines: the comparison is of the code, not the settings.
-GUNICORN_SETTINGS = {"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4"}
+# The worker class is gunicorn.conf.py's default (gevent) unless GUNICORN_WORKER_CLASS says
+# gthread, to compare the two models.
+WORKER_CLASS = os.environ.get("GUNICORN_WORKER_CLASS") or "gevent"
+GUNICORN_SETTINGS = {"GUNICORN_WORKERS": "2", "GUNICORN_WORKER_CLASS": WORKER_CLASS, "GUNICORN_THREADS": "4"}
+
+
+def describe_workers() -> str:
+    """How the servers run, for the report."""
+    return "2 gthread workers × 4 threads" if WORKER_CLASS == "gthread" else "2 gevent workers"
 
 
 @dataclass
