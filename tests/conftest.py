@@ -15,6 +15,7 @@ from webtest import TestApp
 
 from app import create_app
 from app.config import TestingConfig
+from app.cooperative import gevent_active
 from app.extensions import db
 from app.models import User
 from app.services.users import UserService
@@ -22,6 +23,15 @@ from app.storage.s3_client import make_client
 from tests.helpers import PASSWORD, S3_BUCKET, bearer, png_bytes
 
 _emails = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _the_test_process_stays_unpatched():
+    """Reading gunicorn.conf.py here must not apply gevent's monkey patches to pytest itself
+    (tests.helpers.exec_gunicorn_conf records them instead): every later test would run on
+    greenlets. Checked after each test, so the one that did it fails."""
+    yield
+    assert not gevent_active(), "this test applied gevent's monkey patches to the test process"
 
 
 @pytest.fixture

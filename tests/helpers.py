@@ -6,7 +6,10 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from unittest import mock
 
+ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
 # The bucket the `s3_client` fixture creates in moto's in-process S3.
 S3_BUCKET = "depot-test"
@@ -91,3 +94,12 @@ def redis_key_prefix(name: str) -> Iterator[str]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def exec_gunicorn_conf(folder: Path = ROOT) -> tuple[dict, mock.Mock]:
+    """gunicorn.conf.py's settings, read as gunicorn reads the file (from `folder`, whose .env it
+    loads), with gevent's monkey patching recorded instead of applied to the test process."""
+    settings: dict = {"__file__": str(folder / "gunicorn.conf.py")}
+    with mock.patch("gevent.monkey.patch_all") as patch_all:
+        exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), settings)  # noqa: S102
+    return settings, patch_all

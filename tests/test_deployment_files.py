@@ -32,6 +32,7 @@ from gunicorn.config import Config as GunicornConfig
 
 from app.api.upload_sources import MultipartUpload
 from app.config import ProductionConfig
+from tests.helpers import exec_gunicorn_conf
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = {"proxy", "app", "db", "redis", "storage"}
@@ -341,15 +342,6 @@ def _image_env(dockerfile: str) -> dict[str, str]:
 def _container_env(compose: dict, dockerfile: str, dotenv: dict[str, str]) -> dict[str, str]:
     """The app container's environment: image ENV, then .env (env_file), then `environment`."""
     return _image_env(dockerfile) | dotenv | resolve_all(compose["services"]["app"]["environment"], dotenv)
-
-
-def exec_gunicorn_conf(folder: Path = ROOT) -> tuple[dict, mock.Mock]:
-    """gunicorn.conf.py's settings, read as gunicorn reads the file (from `folder`, whose .env it
-    loads), with gevent's monkey patching recorded instead of applied to the test process."""
-    settings: dict = {"__file__": str(folder / "gunicorn.conf.py")}
-    with mock.patch("gevent.monkey.patch_all") as patch_all:
-        exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), settings)  # noqa: S102
-    return settings, patch_all
 
 
 def _app_settings(env: dict[str, str]):

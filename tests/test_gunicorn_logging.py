@@ -18,7 +18,7 @@ import requests
 from gunicorn.config import Config as GunicornConfig
 from processes import BIN, Gunicorn, wait_until
 
-from tests.helpers import PASSWORD, png_bytes
+from tests.helpers import PASSWORD, exec_gunicorn_conf, png_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,8 +28,7 @@ def gunicorn_logger(monkeypatch, tmp_path):
     """The JsonLogger of gunicorn.conf.py, set up as gunicorn would, writing to
     tmp_path/error.log and tmp_path/access.log (instead of stderr and stdout)."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # loading the file must not set it
-    settings: dict = {}
-    exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), settings)  # noqa: S102
+    settings, _ = exec_gunicorn_conf()
     config = GunicornConfig()
     config.set("accesslog", str(tmp_path / "access.log"))
     config.set("errorlog", str(tmp_path / "error.log"))
