@@ -30,13 +30,14 @@ from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, depot_env, prepare_depot,
 from processes import Gunicorn, PostgresServer, temporary_database, wait_until
 from recording import Record, print_figures
 
+from app.database import POOL_OVERFLOW, POOL_SIZE
 from tests.helpers import png_bytes
 
 # A fault under load, as test_faults_under_load.py: counted with it in docs/robustness.md.
 pytestmark = pytest.mark.robustness("faults under load")
 
 KIB = 1024
-POOL_SIZE, POOL_OVERFLOW = 5, 10  # SQLAlchemy QueuePool defaults
+
 WORKERS = 2
 PROBERS = 6
 OUTAGE_SECONDS = 10
