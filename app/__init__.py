@@ -59,11 +59,16 @@ def register_http_policy(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from app import models  # noqa: F401  (registers the tables on the metadata)
     from app.api.parsing import parser
+    from app.database import bound_waits, engine_options
     from app.extensions import db, limiter, migrate
     from app.transactions import init_transactions
 
     app.config["APISPEC_WEBARGS_PARSER"] = parser
+    timeout = app.config["DATABASE_TIMEOUT_SECONDS"]
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"], timeout)
     db.init_app(app)
+    with app.app_context():
+        bound_waits(db.engine, timeout)
     migrate.init_app(app, db, directory=str(Path(__file__).resolve().parent.parent / "migrations"))
     limiter.init_app(app)
     init_transactions(app)

@@ -108,7 +108,6 @@ class Config:
     DEFAULT_LOG_FORMAT = "text"
     TESTING = False
     RATELIMIT_HEADERS_ENABLED = True
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     # flask-apispec emits request bodies the OpenAPI 2.0 way, so the spec is 2.0 (Swagger).
     APISPEC_TITLE = "Depot API"
     APISPEC_VERSION = "v1"
@@ -125,6 +124,9 @@ class Config:
         self.DATA_DIR = env.str("DATA_DIR") or self.default_data_dir()
         self.SECRET_KEY = env.str("SECRET_KEY")
         self.SQLALCHEMY_DATABASE_URI = env.str("DATABASE_URL")
+        # The longest wait for one database round trip, or for a pooled connection; the engine
+        # options built from it are in app/database.py.
+        self.DATABASE_TIMEOUT_SECONDS = env.int("DATABASE_TIMEOUT_SECONDS", 3)
         # Lifetime of a login (session) token, in seconds.
         self.TOKEN_TTL_SECONDS = env.int("TOKEN_TTL_SECONDS", 3600)
         # Werkzeug password hash method: scrypt at Werkzeug's default cost unless overridden.
@@ -212,6 +214,8 @@ class Config:
             found.append("STORAGE_BACKEND=s3 needs S3_BUCKET")
         if self.DOWNLOAD_REDIRECT == "presigned" and self.STORAGE_BACKEND != "s3":
             found.append("DOWNLOAD_REDIRECT=presigned needs STORAGE_BACKEND=s3")
+        if self.DATABASE_TIMEOUT_SECONDS <= 0:
+            found.append(f"DATABASE_TIMEOUT_SECONDS must be more than 0, got {self.DATABASE_TIMEOUT_SECONDS}")
         if self.BODY_IDLE_TIMEOUT_SECONDS <= 0:
             found.append(f"BODY_IDLE_TIMEOUT_SECONDS must be more than 0, got {self.BODY_IDLE_TIMEOUT_SECONDS}")
         if self.S3_PART_SIZE_BYTES < 5 * 1024 * 1024:

@@ -13,6 +13,7 @@ import logging
 
 from flask import Flask, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from app import exceptions as exc
@@ -123,7 +124,8 @@ def handle_http_error(error: HTTPException) -> Response:
 
 
 def handle_database_unavailable(error: Exception) -> Response:
-    # Connection-level failures (server down, restarting, network) are an outage, not a bug.
+    # Connection-level failures (server down, restarting, network, no answer in time, no
+    # pooled connection free in time: app/database.py) are an outage, not a bug.
     log.error("database unavailable: %s", error.__class__.__name__)
     return error_response(503, "unavailable", "The database is not answering; try again shortly.")
 
@@ -147,5 +149,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(InterfaceError, handle_database_unavailable)
+    app.register_error_handler(PoolTimeout, handle_database_unavailable)
     app.register_error_handler(StorageError, handle_storage_error)
     app.register_error_handler(Exception, handle_unexpected_error)

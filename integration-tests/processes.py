@@ -353,7 +353,8 @@ class PostgresServer:
     """A PostgreSQL server of its own on a free loopback port: initdb in a temporary folder
     (trust auth, user postgres), started with pg_ctl. `crash()` stops it the way a power cut
     or an OOM kill would (immediate: no checkpoint, recovery from the WAL on the next start);
-    `start()` brings it back. `close()` stops it and deletes the folder.
+    `start()` brings it back. `pause()` stops its processes with SIGSTOP, a server that hangs
+    rather than refuses; `resume()` lets them go on. `close()` stops it and deletes the folder.
 
     PostgreSQL refuses to run as root, so under root it runs as the postgres user."""
 
@@ -365,6 +366,7 @@ class PostgresServer:
         self.data = self.folder / "data"
         self.log_path = self.folder / "postgres.log"
         self._log_copy = log_dir / "postgres.log"  # kept after close(), for a post-mortem
+        self._paused: list[int] = []  # the processes pause() stopped
         self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self._as_postgres:
             shutil.chown(self.folder, "postgres")
@@ -387,7 +389,29 @@ class PostgresServer:
     def crash(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
+    def processes(self) -> list[int]:
+        """The cluster's processes: the postmaster (first line of postmaster.pid) and its
+        children (backends, checkpointer, WAL writer and the others)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+        return [postmaster, *(int(pid) for pid in children)]
+
+    def pause(self) -> None:
+        """Stop every process of the cluster (SIGSTOP), the postmaster first so it forks no
+        new one: the kernel still accepts connections and data, no reply ever comes."""
+        self._paused = self.processes()
+        for pid in self._paused:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in reversed(self._paused):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self._paused = []
+
     def close(self) -> None:
+        self.resume()  # a stopped server would not act on pg_ctl stop
         with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
         with contextlib.suppress(OSError):

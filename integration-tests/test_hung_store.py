@@ -22,13 +22,14 @@ import hashlib
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import requests
 from botocore.exceptions import ClientError
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, depot_env, prepare_depot, s3_settings
 from processes import Gunicorn, SeaweedFS, temporary_database, wait_until
+from recording import Record, print_figures
 
 from app.storage import s3 as s3_module
 from tests.helpers import png_bytes
@@ -75,42 +76,6 @@ def depot(tmp_path_factory):
         yield Depot(server, store, Api(server.url).login(ADMIN_EMAIL, ADMIN_PASSWORD))
 
 
-@dataclass
-class Sample:
-    kind: str
-    started: float
-    seconds: float
-    status: int | None  # None: no HTTP answer
-    body: dict | None
-
-
-@dataclass
-class Record:
-    samples: list[Sample] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def call(self, kind: str, method: str, url: str, **kwargs) -> requests.Response | None:
-        started = time.monotonic()
-        response = None
-        try:
-            response = requests.request(method, url, timeout=30, **kwargs)
-        except requests.RequestException:
-            pass  # no answer at all (a reset, or none within 30 s): status None
-        seconds = time.monotonic() - started
-        body = None
-        if response is not None and response.headers.get("Content-Type", "").startswith("application/json"):
-            body = response.json()
-        status = None if response is None else response.status_code
-        with self.lock:
-            self.samples.append(Sample(kind, started, seconds, status, body))
-        return response
-
-    def of(self, kind: str, after: float = 0, before: float = float("inf")) -> list[Sample]:
-        """The samples of `kind` sent after `after` that were answered before `before`."""
-        with self.lock:
-            return [s for s in self.samples if s.kind == kind and after <= s.started <= before - s.seconds]
-
-
 def upload(depot: Depot, record: Record, data: bytes, kind: str = "upload") -> requests.Response | None:
     return record.call(
         kind,
@@ -139,15 +104,6 @@ def bucket_contents(store: SeaweedFS) -> tuple[set[str], list[str]]:
         keys |= {item["Key"] for item in page.get("Contents", [])}
     uploads = [u["Key"] for u in client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])]
     return keys, uploads
-
-
-def print_figures(record: Record, paused: float, resumed: float) -> None:
-    """What each kind of request saw during the outage (shown with `pytest -s`)."""
-    for kind in ("readyz", "healthz", "me", "upload", "download", "multipart", "delete"):
-        during = [s for s in record.samples if s.kind == kind and paused <= s.started < resumed]
-        if during:
-            statuses = sorted({str(s.status) for s in during})
-            print(f"{kind}: {len(during)} sent, statuses {statuses}, slowest {max(s.seconds for s in during):.2f} s")
 
 
 def test_the_store_refuses_a_wrong_secret(depot):
@@ -224,7 +180,7 @@ def test_a_hung_store_costs_bounded_time_and_nothing_else(depot):
         for thread in threads:
             thread.join(60)
 
-    print_figures(record, paused, resumed)
+    print_figures(record, ("readyz", "healthz", "me", "upload", "download", "multipart", "delete"), paused, resumed)
     # /readyz: within 2 s, always; 503 naming the store once the answers from before the
     # pause have expired.
     probes = record.of("readyz", after=paused, before=resumed)

@@ -2,12 +2,14 @@
 
 Readiness asks the database and the file store, which may hang rather than refuse (a stopped
 process still accepts connections). So that probes never pile up on a hung dependency and hold
-the threads other requests need, a process runs at most one readiness check at a time, and
-an answer is reused for READINESS_TTL_SECONDS. Probes arriving while a check runs get the
-previous answer at once if it is recent, and otherwise wait for the running check's: so
-readiness holds at most about one thread per process. The file store's own check is bounded
-(app/storage/s3_client.py: QUICK_PATIENCE, about 1.5 s at worst), so a hung store shows as 503
-within about TTL + 1.5 s, and every probe answers within 2 s.
+the threads other requests need, a process runs at most one readiness check at a time, in the
+background, and an answer is reused for READINESS_TTL_SECONDS. Probes arriving while a check
+runs get the previous answer at once if it is recent, and otherwise wait for the running
+check's, at most READINESS_WAIT_SECONDS: so every probe answers within 2 s, and readiness
+holds at most about one thread (or greenlet) and one database connection per process. Each
+check is bounded too: the file store's (app/storage/s3_client.py: QUICK_PATIENCE, about 1.5 s
+at worst) and the database's (app/database.py: a round trip, then a new connection, a few
+seconds at worst), so a hung dependency shows as 503 within a few seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from flask import Flask
 from injector import inject
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,14 +39,18 @@ READINESS_TTL_SECONDS = 1.0
 # store's check gives up after about 1.5 s, and /readyz must answer within 2 s.
 READINESS_WAIT_SECONDS = 1.6
 # While a check runs, an answer up to this old is given at once instead of waiting: it is at
-# most one TTL plus one check's duration behind, and the probe holds no thread for long.
-READINESS_STALE_SECONDS = 3.0
+# most one TTL plus one check's duration behind, and the probe holds no thread for long. A
+# check of a hung database takes a connection attempt (2 s, app/database.py): longer than
+# the TTL plus that, so that while it stays hung each probe names it rather than saying that
+# the check takes too long.
+READINESS_STALE_SECONDS = 4.0
 
 
 class SingleFlight:
-    """Runs `check` at most once at a time. Its outcome (a value, or an Unavailable) is the
-    answer for `ttl` seconds; while the next check runs, callers get the last outcome if it is
-    younger than `stale` seconds, or else wait up to `wait` seconds for the running one."""
+    """Runs `check` at most once at a time, in the background. Its outcome (a value, or an
+    Unavailable) is the answer for `ttl` seconds; while the next check runs, callers get the
+    last outcome if it is younger than `stale` seconds, or else wait up to `wait` seconds for
+    the running one, the caller that started it included."""
 
     def __init__(
         self,
@@ -69,8 +76,10 @@ class SingleFlight:
             outcome = self._outcome if age < self.ttl or (not leading and age < self.stale) else None
         if outcome is None:
             if leading:
-                self._lead(running)
-            elif not running.done.wait(self.wait):
+                # On a thread (a greenlet under gevent) of its own, so that the probe which
+                # started it waits no longer than the others, however long the check takes.
+                threading.Thread(target=self._lead, args=(running,), name="readiness-check", daemon=True).start()
+            if not running.done.wait(self.wait):
                 raise Unavailable("The readiness check is taking too long.", fields={"readiness": ["timeout"]})
             outcome = running.outcome
         if outcome is None:  # the leading caller was interrupted (already reported there)
@@ -109,17 +118,23 @@ class HealthService:
     """Checks the dependencies a request needs."""
 
     @inject
-    def __init__(self, tm: ThreadTransactionManager, session: scoped_session, store: FileStore) -> None:
+    def __init__(self, app: Flask, tm: ThreadTransactionManager, session: scoped_session, store: FileStore) -> None:
+        self.app = app
         self.tm = tm
         self.session = session
         self.store = store
         self._readiness = SingleFlight(
-            self._check, READINESS_TTL_SECONDS, READINESS_WAIT_SECONDS, READINESS_STALE_SECONDS
+            self._check_in_app_context, READINESS_TTL_SECONDS, READINESS_WAIT_SECONDS, READINESS_STALE_SECONDS
         )
 
     def readiness(self) -> dict[str, str]:
         """Every dependency's state; raises Unavailable naming the first that does not answer."""
         return self._readiness()
+
+    def _check_in_app_context(self) -> dict[str, str]:
+        # The check runs on a thread of its own, outside the probe's request.
+        with self.app.app_context():
+            return self._check()
 
     def _check(self) -> dict[str, str]:
         try:

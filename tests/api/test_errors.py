@@ -58,3 +58,18 @@ def test_request_ids_are_generated_or_echoed(testapp):
     assert len(generated) == 32
     assert echoed == "abc-123"
     assert unsafe != "x" * 500
+
+
+def test_no_pooled_connection_in_time_is_a_json_503_without_details(testapp, make_user, login, monkeypatch):
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    headers = bearer(login(make_user()))
+
+    def pool_exhausted(*_args, **_kwargs):
+        raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 3.00")
+
+    monkeypatch.setattr(UserService, "get_profile", pool_exhausted)
+    response = testapp.get("/api/v1/users/me", headers=headers, status=503)
+
+    assert response.json["error"] == "unavailable"
+    assert "QueuePool" not in response.text
