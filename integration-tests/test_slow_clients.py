@@ -33,6 +33,8 @@ SECONDS = float(os.environ.get("DEPOT_SLOW_SECONDS", "10"))
 PHASES = os.environ.get("DEPOT_SLOW_PHASES", "all")
 # Where the full-size figures are kept for docs/robustness.md (bench.slow_clients --record).
 RECORD = os.environ.get("DEPOT_SLOW_RECORD")
+# gunicorn.conf.py's worker class (gevent unless GUNICORN_WORKER_CLASS says gthread), for the record.
+WORKER_CLASS = os.environ.get("GUNICORN_WORKER_CLASS") or "gevent"
 
 
 def attack(url: str, dsn: str, label: str) -> dict:
@@ -98,13 +100,15 @@ def check(summary: dict) -> None:
 
 @pytest.mark.robustness("slow clients")
 def test_slow_clients_on_gunicorn_leave_other_clients_served(server, database_url, record_property):
-    summary = attack(server, database_url, "gunicorn (README), direct")
+    summary = attack(server, database_url, f"gunicorn as the README says, {WORKER_CLASS}")
     record_property("figures", summary)
     check(summary)
 
 
 @pytest.mark.robustness("slow clients")
 def test_slow_clients_through_the_compose_proxy_leave_other_clients_served(topology, record_property):
-    summary = attack(topology.proxy.url, topology.env["DATABASE_URL"], "compose topology, through nginx")
+    summary = attack(
+        topology.proxy.url, topology.env["DATABASE_URL"], f"compose topology through nginx, {WORKER_CLASS}"
+    )
     record_property("figures", summary)
     check(summary)
