@@ -296,8 +296,44 @@ def render_template(text: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(DEPOT_[A-Z_]+)\}", lambda m: values[m.group(1)], text)
 
 
+NGINX_MAIN_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
+# What local_nginx_conf() changes in deploy/nginx/nginx.conf: the image's paths and user.
+_IMAGE_DIRECTIVES = re.compile(r"^(?P<indent>\s*)(?P<name>user|error_log|pid|include)\s+(?P<value>[^;]*);", re.M)
+
+
+def local_nginx_conf(text: str, prefix: Path, server_conf: Path, error_log: Path) -> str:
+    """deploy/nginx/nginx.conf (compose's) for an nginx run from `prefix` by a test: the same
+    workers, limits and http settings, with the image's paths (pid, error log, mime types,
+    conf.d) and user replaced by local ones, in the foreground, with temporary folders in
+    `prefix`."""
+
+    def local(match: re.Match) -> str:
+        indent, name, value = match["indent"], match["name"], match["value"]
+        if name == "user":
+            # Debian's nginx runs as whoever starts it; as root it needs a user to switch to.
+            return f"{indent}user root root;" if os.geteuid() == 0 else f"{indent}# user {value};"
+        if name == "error_log":
+            return f"{indent}error_log {error_log} warn;"
+        if name == "pid":
+            return f"{indent}pid {prefix / 'nginx.pid'};"
+        if value.endswith("mime.types"):
+            return f"{indent}include /etc/nginx/mime.types;" if Path("/etc/nginx/mime.types").exists() else ""
+        if value == "/etc/nginx/conf.d/*.conf":
+            temp_paths = "".join(
+                f"{indent}{kind}_temp_path {prefix / kind};\n"
+                for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+            )
+            return f"{temp_paths}{indent}include {server_conf};"
+        raise AssertionError(f"deploy/nginx/nginx.conf: no local equivalent for {match[0]!r}")
+
+    local_text, count = _IMAGE_DIRECTIVES.subn(local, text)
+    assert "/etc/nginx/conf.d" not in local_text and count >= 5, "deploy/nginx/nginx.conf changed shape"
+    return "daemon off;\n" + local_text
+
+
 class Nginx(Process):
-    """nginx running deploy/nginx/depot.conf.template in front of `upstreams`."""
+    """nginx running deploy/nginx/nginx.conf and deploy/nginx/depot.conf.template (the files
+    docker compose gives the proxy) in front of `upstreams`."""
 
     def __init__(self, upstreams: list[str], max_upload_bytes: int, log_dir: Path) -> None:
         self.port = free_port()
@@ -315,16 +351,10 @@ class Nginx(Process):
             },
         )
         (prefix / "depot.conf").write_text(server_conf)
-        temp_paths = "\n".join(
-            f"    {kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        main_conf = local_nginx_conf(
+            NGINX_MAIN_CONF.read_text(), prefix, prefix / "depot.conf", log_dir / "nginx-error.log"
         )
-        user = "user root root;\n" if os.geteuid() == 0 else ""
-        (prefix / "nginx.conf").write_text(
-            f"{user}daemon off;\nworker_processes 1;\npid {prefix / 'nginx.pid'};\n"
-            f"error_log {log_dir / 'nginx-error.log'} warn;\n"
-            "events { worker_connections 512; }\n"
-            f"http {{\n{temp_paths}\n    include {prefix / 'depot.conf'};\n}}\n"
-        )
+        (prefix / "nginx.conf").write_text(main_conf)
         args = [find_nginx(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
         super().__init__("nginx", args, {**os.environ}, log_dir / "nginx-stderr.log")
         # Any answer will do: nginx is up even when no replica is (a case the tests cover).

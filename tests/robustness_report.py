@@ -7,11 +7,13 @@ With the option, only those tests run, and the report says what was tried and wi
 result. Every parametrized case counts as one input or attack. A test that measures more
 than its own outcome records it with `record_property("figures", {...})`: the fuzzing run's
 generated cases, the tallies of the faults under load. Nothing in the report is typed in by
-hand; a failed case shows as failed.
+hand; a failed case shows as failed. The one section not from this run, the full-size slow
+clients, is read from docs/slow-clients.json, which bench/slow_clients.py writes (--record).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -26,7 +28,11 @@ KINDS = {
     "hostile inputs": "Hostile inputs: names, contents, multipart and JSON bodies, lying lengths, oversized bodies",
     "auth attacks": "Auth attacks: forged, expired, revoked tokens; roles; others' objects; brute force; timing",
     "faults under load": "Faults under load: a worker SIGKILLed mid-upload, PostgreSQL crashed, S3 cut",
+    "slow clients": "Slow clients: uploads trickling 1 KiB/s, downloads read slowly, headers never finished",
 }
+# The full-size slow-client runs (1,000 of each kind), kept by `bench.slow_clients --record`:
+# too long for every report run, so the report shows the last recorded figures with their date.
+SLOW_CLIENTS_RECORD = Path(__file__).resolve().parent.parent / "docs" / "slow-clients.json"
 
 
 @dataclass
@@ -96,7 +102,14 @@ class RobustnessReport:
         session.config.pluginmanager.get_plugin("terminalreporter").write_line(f"robustness report: {self.path}")
 
 
-def render(cases: list[Case], command: str = "./run_tests.sh --robustness-report docs/robustness.md") -> str:
+def render(
+    cases: list[Case],
+    command: str = "./run_tests.sh --robustness-report docs/robustness.md",
+    recorded_slow_clients: list[dict] | None = None,
+) -> str:
+    """The report; the full-size slow-client runs are read from SLOW_CLIENTS_RECORD unless given."""
+    if recorded_slow_clients is None:
+        recorded_slow_clients = _recorded_slow_clients()
     by_kind = {kind: [c for c in cases if c.kind == kind] for kind in KINDS}
     lines = [
         "# Robustness report",
@@ -111,6 +124,7 @@ def render(cases: list[Case], command: str = "./run_tests.sh --robustness-report
     for kind, described in KINDS.items():
         lines.append(f"| {described} | {_tried(kind, by_kind[kind])} | {_result(kind, by_kind[kind])} |")
     lines += _fuzzing(by_kind["fuzzing"]) + _faults(by_kind["faults under load"])
+    lines += _slow_clients(by_kind["slow clients"], recorded_slow_clients)
     lines += ["", "## Every case", ""]
     for kind, kind_cases in by_kind.items():
         lines += [f"### {kind.capitalize()}", "", "| Case | Outcome | Seconds |", "|---|---|---:|"]
@@ -128,6 +142,11 @@ def _tried(kind: str, cases: list[Case]) -> str:
         return (
             f"{len(f['faults'])} faults; {f['uploads_sent']:,} uploads, {f['downloads_verified']:,} verified downloads"
         )
+    if kind == "slow clients" and figures:
+        phases = [p for f in figures for p in f["phases"]]
+        held = sum(a["open_at_end"] for p in phases for a in p["attack"].values())
+        probes = sum(p["probes"]["sent"] for p in phases)
+        return f"{len(figures)} setups; {held:,} slow connections held, {probes:,} probes"
     return f"{len(cases)} cases"
 
 
@@ -149,6 +168,11 @@ def _result(kind: str, cases: list[Case]) -> str:
             f"passed: {f['lost']} of {f['acknowledged']:,} acknowledged uploads lost, "
             f"{f['kept_though_refused']} of {f['refused_503']:,} refused kept, store consistent after repair"
         )
+    if kind == "slow clients" and figures:
+        phases = [p for f in figures for p in f["phases"]]
+        failed = sum(p["probes"]["failed"] for p in phases)
+        worst = max(p["probes"]["p99_ms"] or 0 for p in phases)
+        return f"passed: {failed} failed probes, p99 at most {worst:g} ms, the fast 16 MiB upload stored each time"
     return f"all {len(cases)} passed"
 
 
@@ -227,6 +251,70 @@ def _faults(cases: list[Case]) -> list[str]:
         "|---|---:|",
     ]
     lines += [f"| {label} | {f[key]:,} |" for key, label in FAULT_FIGURES.items()]
+    return lines
+
+
+def _recorded_slow_clients() -> list[dict]:
+    try:
+        return json.loads(SLOW_CLIENTS_RECORD.read_text())
+    except FileNotFoundError:
+        return []
+
+
+def _slow_clients(cases: list[Case], recorded: list[dict]) -> list[str]:
+    """This run's bounded slow-client figures, then the recorded full-size runs."""
+    runs = [f for c in cases for f in c.figures]
+    if not runs and not recorded:
+        return []
+    lines = [
+        "",
+        "## Slow clients",
+        "",
+        "`bench/slow_clients.py` holds slow connections open against a running Depot while other "
+        "clients probe `GET /healthz` and `GET /api/v1/users/me` (a new connection each, 5 s deadline) "
+        "and a 16 MiB upload goes through. Uploads trickle 1 KiB/s into a multipart body declared "
+        "large; downloads read about 1 KiB/s through a 4 KiB receive buffer, half through a share link; "
+        "headers get one more byte every 2 s and never end (a connection the server closes is opened "
+        "again). Held: still open when the attack ended (downloads: receiving the file). PostgreSQL: "
+        "Depot's connections in pg_stat_activity while the attack was held, most at once, and the "
+        "median of those idle inside a transaction (what a connection held by a streaming body would be). "
+        "The issue's targets: no failed probe, p99 <= 250 ms, the fast upload stored.",
+    ]
+    if runs:
+        lines += ["", "This run (`integration-tests/test_slow_clients.py`, bounded):", ""]
+        lines += _slow_client_table(runs)
+    if recorded:
+        lines += [
+            "",
+            "Full size, recorded with `--record docs/slow-clients.json` (README, Robustness, has the "
+            "command); each row says when:",
+            "",
+        ]
+        lines += _slow_client_table(recorded)
+    return lines
+
+
+def _slow_client_table(runs: list[dict]) -> list[str]:
+    lines = [
+        "| Setup | Attack | Held at the end | Probes answered | p50 / p99 / max ms | Fast 16 MiB upload "
+        "| PostgreSQL connections (idle in a transaction) | Targets |",
+        "|---|---|---|---:|---|---|---|---|",
+    ]
+    for run in runs:
+        setup = _cell(run["label"]) + (f", {run['date']}" if run.get("date") else "")
+        for p in run["phases"]:
+            held = ", ".join(f"{a['open_at_end']:,}/{a['wanted']:,} {kind}" for kind, a in p["attack"].items())
+            probes = p["probes"]
+            fast = p["fast_upload"]
+            fast_text = f"{fast.get('status')} in {fast.get('seconds')} s" if fast.get("stored") else f"**{fast}**"
+            pg = p.get("pg_connections", {}).get("attack", {})
+            pg_text = f"{pg['max']} ({pg['median_idle_in_transaction']})" if pg.get("samples") else "-"
+            lines.append(
+                f"| {setup} | {p['phase']} ({p['seconds']:g} s) | {held} "
+                f"| {probes['answered']:,} of {probes['sent']:,} "
+                f"| {probes['p50_ms']} / {probes['p99_ms']} / {probes['max_ms']} | {fast_text} | {pg_text} "
+                f"| {'met' if p['targets_met'] else '**missed**'} |"
+            )
     return lines
 
 

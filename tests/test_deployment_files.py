@@ -409,7 +409,57 @@ def test_the_proxy_streams_uploads_under_the_apps_size_limit(services):
     assert re.search(r"proxy_read_timeout \d+s;", template)
     used = set(re.findall(r"\$\{(DEPOT_[A-Z0-9_]+)\}", template))
     assert used == {name for name in proxy["environment"] if name.startswith("DEPOT_")} | {"DEPOT_MAX_BODY_BYTES"}
-    assert proxy["volumes"] == ["./deploy/nginx/depot.conf.template:/etc/nginx/templates/default.conf.template:ro"]
+    assert "./deploy/nginx/depot.conf.template:/etc/nginx/templates/default.conf.template:ro" in proxy["volumes"]
+
+
+# Issue 12's slow clients at once (uploads, downloads, unfinished headers), and what a proxied
+# request holds: the client's connection and the one to a replica.
+SLOW_CLIENTS = 3 * 1000
+CONNECTIONS_PER_REQUEST = 2
+
+
+def _directive(conf: str, name: str) -> str:
+    found = re.findall(rf"^\s*{name}\s+([^;]+);", conf, re.M)
+    assert len(found) == 1, f"{name}: {found}"
+    return found[0]
+
+
+def test_the_proxy_runs_our_nginx_conf_sized_for_thousands_of_slow_clients(services):
+    proxy = services["proxy"]
+    conf = (ROOT / "deploy/nginx/nginx.conf").read_text()
+    assert "./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in proxy["volumes"]
+    # nginx may hand every connection to one worker: each must hold all of them, with room.
+    connections = int(_directive(conf, "worker_connections"))
+    assert connections >= SLOW_CLIENTS * CONNECTIONS_PER_REQUEST + 1000
+    open_files = int(_directive(conf, "worker_rlimit_nofile"))
+    assert open_files >= 2 * connections
+    for service in ("proxy", "app"):
+        limit = proxy["ulimits"]["nofile"] if service == "proxy" else services["app"]["ulimits"]["nofile"]
+        assert limit["soft"] == limit["hard"] >= open_files, service
+    # What the image's own nginx.conf did and the server template relies on.
+    assert "include /etc/nginx/conf.d/*.conf;" in conf  # where the image renders depot.conf.template
+    assert "include /etc/nginx/mime.types;" in conf
+    assert _directive(conf, "pid") == "/run/nginx.pid" and _directive(conf, "user") == "nginx"
+
+
+def test_the_integration_proxy_runs_the_same_nginx_conf_with_local_paths(tmp_path):
+    from processes import NGINX_MAIN_CONF, local_nginx_conf
+
+    conf = NGINX_MAIN_CONF.read_text()
+    local = local_nginx_conf(conf, tmp_path, tmp_path / "depot.conf", tmp_path / "error.log")
+    for name in ("worker_processes", "worker_rlimit_nofile", "worker_connections", "keepalive_timeout"):
+        assert _directive(local, name) == _directive(conf, name), name
+    assert "reset_timedout_connection on;" in local
+    assert f"include {tmp_path / 'depot.conf'};" in local
+    assert "/etc/nginx/conf.d" not in local and "/run/nginx.pid" not in local
+
+
+def test_the_proxy_waits_longer_for_a_body_than_depot_does(services):
+    """Depot ends a stalled body itself (a JSON 408, its staged bytes removed) before nginx
+    would cut the connection with a bare one; a body that keeps coming is never cut."""
+    template = (ROOT / "deploy/nginx/depot.conf.template").read_text()
+    body_timeout = int(re.search(r"client_body_timeout (\d+)s;", template)[1])
+    assert body_timeout > ProductionConfig({}).BODY_IDLE_TIMEOUT_SECONDS
 
 
 def test_the_dockerfile_builds_wheels_then_a_slim_non_root_runtime(dockerfile):

@@ -27,13 +27,45 @@ def test_counts_and_figures_come_from_the_cases():
             Case("fuzzing", "test_fuzz[user]", "passed", 1.0, [FUZZ]),
             Case("hostile inputs", "test_names[a]", "passed"),
             Case("hostile inputs", "test_names[b]", "passed"),
-        ]
+        ],
+        recorded_slow_clients=[],
     )
 
     assert "| 1,200 generated requests | all passed: 0 failures" in report
     assert "| 2 cases | all 2 passed |" in report
     assert "| user | 25 | 1,200 | 1,200 | 0 | Missing test data: 8 operations" in report
     assert "| Auth attacks" in report and "| 0 cases | not run |" in report
+
+
+def _slow_run(label: str, p99: float, date: str | None = None) -> dict:
+    phase = {
+        "phase": "all",
+        "seconds": 10,
+        "attack": {
+            "uploads": {"wanted": 200, "open_at_end": 200},
+            "headers": {"wanted": 200, "open_at_end": 190},
+        },
+        "probes": {"sent": 400, "answered": 400, "failed": 0, "p50_ms": 5.0, "p99_ms": p99, "max_ms": 90.0},
+        "fast_upload": {"status": 201, "stored": True, "seconds": 0.4},
+        "pg_connections": {"attack": {"samples": 20, "max": 9, "median_idle_in_transaction": 0}},
+        "targets_met": p99 <= 250,
+    }
+    return {"label": label, "phases": [phase], **({"date": date} if date else {})}
+
+
+def test_slow_clients_show_this_runs_figures_and_the_recorded_full_size_runs():
+    bounded = _slow_run("gunicorn, direct", 40.0)
+    recorded = [_slow_run("topology, gthread", 4000.0, date="2026-12-02")]
+
+    report = render([Case("slow clients", "test_slow[gunicorn]", "passed", 12.0, [bounded])], "x", recorded)
+
+    assert "| 1 setups; 390 slow connections held, 400 probes | passed: 0 failed probes, p99 at most 40 ms" in report
+    assert "## Slow clients" in report
+    assert (
+        "| gunicorn, direct | all (10 s) | 200/200 uploads, 190/200 headers | 400 of 400 | 5.0 / 40.0 / 90.0" in report
+    )
+    assert "| 201 in 0.4 s | 9 (0) | met |" in report
+    assert "| topology, gthread, 2026-12-02 | all (10 s) |" in report and "| **missed** |" in report
 
 
 def test_a_failed_case_is_reported_as_failed():
