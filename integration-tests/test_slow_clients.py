@@ -31,6 +31,8 @@ from bench import slow_clients
 CLIENTS = int(os.environ.get("DEPOT_SLOW_CLIENTS", "200"))
 SECONDS = float(os.environ.get("DEPOT_SLOW_SECONDS", "10"))
 PHASES = os.environ.get("DEPOT_SLOW_PHASES", "all")
+# Attack connections opened per second (bench.slow_clients says why not faster).
+RAMP = os.environ.get("DEPOT_SLOW_RAMP", "60")
 # Where the full-size figures are kept for docs/robustness.md (bench.slow_clients --record).
 RECORD = os.environ.get("DEPOT_SLOW_RECORD")
 # gunicorn.conf.py's worker class (gevent unless GUNICORN_WORKER_CLASS says gthread), for the record.
@@ -60,6 +62,8 @@ def attack(url: str, dsn: str, label: str) -> dict:
             dsn,
             "--pause",
             "1",
+            "--ramp-rate",
+            RAMP,
             "--label",
             label,
             "--quiet",

@@ -65,6 +65,10 @@ def is_not_found(error: ClientError) -> bool:
     return str(error.response.get("Error", {}).get("Code")) in NOT_FOUND
 
 
+# Like gunicorn.conf.py's default worker_connections: a connection per transfer in flight.
+MAX_POOL_CONNECTIONS = 4096
+
+
 def make_client(
     endpoint_url: str | None = None,
     region_name: str | None = None,
@@ -85,7 +89,11 @@ def make_client(
         # already covered by the SHA-256 Depot computes and `storage check` re-verifies.
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        max_pool_connections=32,
+        # Connections kept for reuse. Under gevent a worker serves thousands of connections,
+        # and each download or upload in flight holds one store connection while its client
+        # is slow: beyond this many, new ones are made and, once free, closed (with a warning
+        # from urllib3 each time), so keep as many as a worker may use.
+        max_pool_connections=MAX_POOL_CONNECTIONS,
     )
     return boto3.session.Session().client(
         "s3",
