@@ -167,7 +167,9 @@ class Config:
         self.MAX_CONCURRENT_UPLOADS_PER_ADDRESS = env.int("MAX_CONCURRENT_UPLOADS_PER_ADDRESS", 128)
         # How long an upload's slot outlives the last sign of it: a process killed mid-upload
         # cannot release its slots, which free themselves this long after.
-        self.UPLOAD_SLOT_LEASE_SECONDS = env.int("UPLOAD_SLOT_LEASE_SECONDS", 2 * self.BODY_IDLE_TIMEOUT_SECONDS)
+        self.UPLOAD_SLOT_LEASE_SECONDS = env.int(
+            "UPLOAD_SLOT_LEASE_SECONDS", 2 * max(self.BODY_IDLE_TIMEOUT_SECONDS, 1)
+        )
         # Signed download links: default and longest lifetime, in seconds.
         self.LINK_TTL_SECONDS = env.int("LINK_TTL_SECONDS", 3600)
         self.LINK_MAX_TTL_SECONDS = env.int("LINK_MAX_TTL_SECONDS", 7 * 24 * 3600)

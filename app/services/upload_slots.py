@@ -209,7 +209,7 @@ class Slot:
         self._store = store  # None: nothing is capped, nothing to renew or release
         self.keys = keys
         self.member = member
-        self._renewed = time.monotonic()
+        self._renewed = owner.clock()
         self._released = False
 
     def renew_if_due(self) -> None:
@@ -217,7 +217,7 @@ class Slot:
         every read of the body, so a body that keeps arriving keeps its slot."""
         if self._store is None or self._released:
             return
-        now = time.monotonic()
+        now = self._owner.clock()
         if now - self._renewed < self._owner.renew_every:
             return
         self._renewed = now
@@ -243,19 +243,25 @@ class UploadSlots:
         prefix: str = "depot",
         redis_client=None,
         memory: MemorySlotStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock  # when renewals are due and Redis is tried again
         self.caps = {"account": per_account, "address": per_address}
         self.lease = lease
         self.renew_every = lease / 4
         self.prefix = prefix
-        self.memory = memory or MemorySlotStore()
+        self.memory = memory or MemorySlotStore(clock)
         self.redis = RedisSlotStore(redis_client) if redis_client is not None else None
         self._redis_down_until = 0.0
 
     @classmethod
     def from_config(cls, config) -> UploadSlots:
-        url = redis_url(config["RATELIMIT_STORAGE_URI"])
+        uri = config["RATELIMIT_STORAGE_URI"]
+        url = redis_url(uri)
         client = None
+        if url is None and uri and not uri.startswith("memory://"):
+            scheme = uri.split("://", 1)[0]
+            log.warning("upload slots: RATELIMIT_STORAGE_URI is %s://, not Redis; caps count per process", scheme)
         if url is not None:
             import redis
 
@@ -310,7 +316,7 @@ class UploadSlots:
 
     def redis_down(self) -> bool:
         """Whether Redis failed less than REDIS_RETRY_SECONDS ago."""
-        return time.monotonic() < self._redis_down_until
+        return self.clock() < self._redis_down_until
 
     def _store(self) -> SlotStore:
         return self.redis if self.redis is not None and not self.redis_down() else self.memory
@@ -331,5 +337,5 @@ class UploadSlots:
                     error,
                     REDIS_RETRY_SECONDS,
                 )
-            self._redis_down_until = time.monotonic() + REDIS_RETRY_SECONDS
+            self._redis_down_until = self.clock() + REDIS_RETRY_SECONDS
             return _FAILED
