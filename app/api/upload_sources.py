@@ -61,11 +61,11 @@ def _digest_from_header(request: Request) -> str | None:
     return raw.hex()
 
 
-def _read(stream, size: int, progress: Callable[[], None]) -> bytes:
-    """Read from the request body, then call `progress`; a body the server cannot decode (bad
-    chunk framing) is 400, one that stops arriving for the idle timeout is 408."""
+def _read(stream, size: int) -> bytes:
+    """Read from the request body; a body the server cannot decode (bad chunk framing) is 400,
+    one that stops arriving for the idle timeout is 408."""
     try:
-        data = stream.read(size)
+        return stream.read(size)
     except (TimeoutError, HTTPException) as error:
         # The idle timeout that upload_in_flight sets on the connection; Werkzeug's stream
         # (a body of known length) raises it as ClientDisconnected, the timeout its context.
@@ -74,12 +74,6 @@ def _read(stream, size: int, progress: Callable[[], None]) -> bytes:
         raise  # Werkzeug's own answer (a client that disconnected)
     except Exception as error:  # noqa: BLE001 (servers raise their own types: gunicorn's ParseException)
         raise Malformed(f"The request body could not be read ({type(error).__name__}).") from None
-    progress()
-    return data
-
-
-def _nothing() -> None:
-    pass
 
 
 def _client_filename(event: File) -> str:
@@ -122,10 +116,8 @@ class MultipartUpload:
         self.schema = metadata_schema
         self.declared_length = request.content_length
         self.client_address = request.remote_addr
-        self.progress: Callable[[], None] = _nothing
 
-    def receive(self, store: Callable[[FilePart], StagedFile], progress: Callable[[], None]) -> ReceivedUpload:
-        self.progress = progress
+    def receive(self, store: Callable[[FilePart], StagedFile]) -> ReceivedUpload:
         request = self.request
         if request.mimetype != "multipart/form-data":
             raise Unsupported("Send the upload as multipart/form-data with a 'file' part (or use PUT with a raw body).")
@@ -197,7 +189,7 @@ class MultipartUpload:
         it keeps, so views of the block are safe.
         """
         stream = self.request.stream
-        while block := _read(stream, READ_BYTES, self.progress):
+        while block := _read(stream, READ_BYTES):
             view = memoryview(block)
             for start in range(0, len(block), CHUNK_BYTES):
                 yield view[start : start + CHUNK_BYTES]
@@ -249,10 +241,8 @@ class RawUpload:
         self.metadata = dict(metadata)
         self.declared_length = request.content_length
         self.client_address = request.remote_addr
-        self.progress: Callable[[], None] = _nothing
 
-    def receive(self, store: Callable[[FilePart], StagedFile], progress: Callable[[], None]) -> ReceivedUpload:
-        self.progress = progress
+    def receive(self, store: Callable[[FilePart], StagedFile]) -> ReceivedUpload:
         self.header_digest = _digest_from_header(self.request)
         _allow_large_body(self.request)
         content_type = self.request.headers.get("Content-Type")
@@ -268,7 +258,7 @@ class RawUpload:
     def _chunks(self) -> Iterator[bytes]:
         stream = self.request.stream
         received = 0
-        while chunk := _read(stream, 1024 * 1024, self.progress):
+        while chunk := _read(stream, 1024 * 1024):
             received += len(chunk)
             yield chunk
         # The server may end the stream early when the client hangs up; that is no file.

@@ -47,7 +47,6 @@ class IncomingUpload(Protocol):
     # The client's network address (behind trusted proxies, the one they report), if known.
     client_address: str | None
 
-    def receive(self, store: Callable[[FilePart], StagedFile], progress: Callable[[], None]) -> ReceivedUpload:
-        """Read the body, passing the file to `store` as it streams; validate the rest.
-        `progress` is called after each read of the body (it keeps the upload's slot)."""
+    def receive(self, store: Callable[[FilePart], StagedFile]) -> ReceivedUpload:
+        """Read the body, passing the file to `store` as it streams; validate the rest."""
         ...

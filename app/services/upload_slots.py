@@ -10,11 +10,17 @@ an upload that finds either scope full is refused with 429 and Retry-After at on
 How a slot is kept: a sorted set per scope (`<prefix>:upload-slots:account:<id>`, `...:
 address:<ip>`) with one member per upload, scored by its lease's expiry. Taking a slot is one
 Lua script, atomic across replicas: drop the expired members of each set, refuse if one is
-full, else add the member to every set. The upload renews its lease while its body keeps
-arriving (at most every quarter lease) and releases the slot when it ends, however it ends.
-A process killed mid-upload (SIGKILL, a crash, a power cut) releases nothing: its slots free
-themselves when their lease runs out, so none is lost for good. Expiry uses Redis's clock
-(TIME), so replicas' clocks need not agree.
+full, else add the member to every set. The slot is released when the upload ends, however
+it ends. Meanwhile one renewer per process (a thread; a greenlet under gevent) extends the
+leases of all the slots the process holds, every quarter lease, in one round trip. A process
+killed mid-upload (SIGKILL, a crash, a power cut) neither releases nor renews: its slots free
+themselves when their lease runs out, so none is lost for good. A live upload cannot hold its
+slot forever either: a body that stops arriving is ended after BODY_IDLE_TIMEOUT_SECONDS
+(bodies_in_flight.py). Expiry uses Redis's clock (TIME), so replicas' clocks need not agree.
+
+(Renewing from the body reader instead, as data arrives, does not work: the server's read()
+of a large block returns only once the block is full, so a slowly arriving body would lose
+its lease inside one read.)
 
 Where the counts live: in Redis when RATELIMIT_STORAGE_URI names one (redis://, rediss://,
 redis+unix://), under RATELIMIT_KEY_PREFIX, shared by every worker and replica; otherwise in
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -68,8 +75,9 @@ class SlotStore(Protocol):
         that key's index. None when taken."""
         ...
 
-    def renew(self, keys: Sequence[str], member: str, lease: float) -> None:
-        """Extend `member`'s lease in every key to `lease` seconds from now."""
+    def renew(self, held: Sequence[tuple[Sequence[str], str]], lease: float) -> None:
+        """Extend the lease of each (keys, member) of `held` to `lease` seconds from now in
+        every one of its keys."""
         ...
 
     def release(self, keys: Sequence[str], member: str) -> None:
@@ -105,11 +113,12 @@ class MemorySlotStore:
                 self._sets[key][member] = now + lease
             return None
 
-    def renew(self, keys: Sequence[str], member: str, lease: float) -> None:
+    def renew(self, held: Sequence[tuple[Sequence[str], str]], lease: float) -> None:
         with self._lock:
             now = self._clock()
-            for key in keys:
-                self._sets.setdefault(key, {})[member] = now + lease
+            for keys, member in held:
+                for key in keys:
+                    self._sets.setdefault(key, {})[member] = now + lease
 
     def release(self, keys: Sequence[str], member: str) -> None:
         with self._lock:
@@ -180,8 +189,11 @@ class RedisSlotStore:
         full = int(self._acquire(keys=keys, args=[member, self._ms(lease), *(cap for _key, cap in caps)]))
         return None if full == 0 else full - 1
 
-    def renew(self, keys: Sequence[str], member: str, lease: float) -> None:
-        self._renew(keys=list(keys), args=[member, self._ms(lease)])
+    def renew(self, held: Sequence[tuple[Sequence[str], str]], lease: float) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for keys, member in held:
+                self._renew(keys=list(keys), args=[member, self._ms(lease)], client=pipe)
+            pipe.execute()
 
     def release(self, keys: Sequence[str], member: str) -> None:
         with self.client.pipeline(transaction=False) as pipe:
@@ -202,38 +214,17 @@ def redis_url(storage_uri: str | None) -> str | None:
 
 
 class Slot:
-    """One upload's hold on its scopes: renewed while its body arrives, released at its end."""
+    """One upload's hold on its scopes, until `release`."""
 
-    def __init__(self, owner: UploadSlots, store: SlotStore | None, keys: list[str], member: str) -> None:
-        self._owner = owner
-        self._store = store  # None: nothing is capped, nothing to renew or release
+    def __init__(self, store: SlotStore | None, keys: list[str], member: str) -> None:
+        self.store = store  # None: nothing is capped, nothing to renew or release
         self.keys = keys
         self.member = member
-        self._renewed = owner.clock()
-        self._released = False
-
-    def renew_if_due(self) -> None:
-        """Extend the lease if a quarter of it has passed since it was last set: called on
-        every read of the body, so a body that keeps arriving keeps its slot."""
-        if self._store is None or self._released:
-            return
-        now = self._owner.clock()
-        if now - self._renewed < self._owner.renew_every:
-            return
-        self._renewed = now
-        if self._owner.redis_down() and self._store is not self._owner.memory:
-            return  # each try would wait for Redis's timeout; a lapsed lease frees early, no more
-        self._owner._call(self._store, "renew", self.keys, self.member, self._owner.lease)
-
-    def release(self) -> None:
-        if self._store is None or self._released:
-            return
-        self._released = True
-        self._owner._call(self._store, "release", self.keys, self.member)
 
 
 class UploadSlots:
-    """The caps, and the stores that count them: Redis when configured, else this process."""
+    """The caps, the stores that count them (Redis when configured, else this process's
+    memory), and the slots this process holds."""
 
     def __init__(
         self,
@@ -244,15 +235,21 @@ class UploadSlots:
         redis_client=None,
         memory: MemorySlotStore | None = None,
         clock: Callable[[], float] = time.monotonic,
+        renew_in_background: bool = True,
     ) -> None:
-        self.clock = clock  # when renewals are due and Redis is tried again
         self.caps = {"account": per_account, "address": per_address}
         self.lease = lease
         self.renew_every = lease / 4
         self.prefix = prefix
+        self.clock = clock  # when Redis is tried again after a failure
         self.memory = memory or MemorySlotStore(clock)
         self.redis = RedisSlotStore(redis_client) if redis_client is not None else None
         self._redis_down_until = 0.0
+        self._held: dict[str, Slot] = {}
+        self._held_lock = threading.Lock()
+        # The tests of leases renew by hand (renew_held), standing for a process that lives.
+        self._renew_in_background = renew_in_background
+        self._renewer_pid: int | None = None
 
     @classmethod
     def from_config(cls, config) -> UploadSlots:
@@ -286,18 +283,17 @@ class UploadSlots:
         try:
             yield slot
         finally:
-            slot.release()
+            self.release(slot)
 
     def acquire(self, account: str, address: str | None) -> Slot:
-        """Take a slot in each capped scope (release it with `Slot.release`), or raise
+        """Take a slot in each capped scope, renewed until `release`, or raise
         TooManyUploads, taking nothing."""
         values = {"account": account, "address": address}
         scopes = [scope for scope in SCOPES if self.caps[scope] > 0 and values[scope]]
         member = uuid.uuid4().hex
         if not scopes:
-            return Slot(self, None, [], member)
+            return Slot(None, [], member)
         caps = [(self.key(scope, values[scope]), self.caps[scope]) for scope in scopes]
-        keys = [key for key, _cap in caps]
         store = self._store()
         full = self._call(store, "acquire", caps, member, self.lease)
         if full is _FAILED:  # Redis failed: this process counts on its own meanwhile
@@ -306,9 +302,28 @@ class UploadSlots:
         if full is not None:
             scope = scopes[full]
             metrics.UPLOAD_SLOT_REFUSALS.labels(scope).inc()
-            cap = self.caps[scope]
-            raise TooManyUploads(MESSAGES[scope].format(cap=cap), retry_after=RETRY_AFTER_SECONDS)
-        return Slot(self, store, keys, member)
+            raise TooManyUploads(MESSAGES[scope].format(cap=self.caps[scope]), retry_after=RETRY_AFTER_SECONDS)
+        slot = Slot(store, [key for key, _cap in caps], member)
+        with self._held_lock:
+            self._held[member] = slot
+        self._ensure_renewer()
+        return slot
+
+    def release(self, slot: Slot) -> None:
+        """Give the slot back (again: nothing happens)."""
+        with self._held_lock:
+            if self._held.pop(slot.member, None) is None:
+                return
+        self._call(slot.store, "release", slot.keys, slot.member)
+
+    def renew_held(self) -> None:
+        """Extend the lease of every slot this process holds, one call per store."""
+        with self._held_lock:
+            held = list(self._held.values())
+        for store in {id(slot.store): slot.store for slot in held}.values():
+            if store is not self.memory and self.redis_down():
+                continue  # each try would wait for Redis's timeout; a lapsed lease frees early, no more
+            self._call(store, "renew", [(slot.keys, slot.member) for slot in held if slot.store is store], self.lease)
 
     def in_use(self, scope: str, value: str) -> int:
         """Live slots of one scope (`account` or `address`) in the store in use now."""
@@ -320,6 +335,24 @@ class UploadSlots:
 
     def _store(self) -> SlotStore:
         return self.redis if self.redis is not None and not self.redis_down() else self.memory
+
+    def _ensure_renewer(self) -> None:
+        """Start this process's renewer unless it runs (a forked worker starts its own)."""
+        if not self._renew_in_background or self._renewer_pid == os.getpid():
+            return
+        with self._held_lock:
+            if self._renewer_pid == os.getpid():
+                return
+            self._renewer_pid = os.getpid()
+        threading.Thread(target=self._renew_forever, name="depot-upload-slots", daemon=True).start()
+
+    def _renew_forever(self) -> None:
+        while True:
+            time.sleep(self.renew_every)
+            try:
+                self.renew_held()
+            except Exception:  # noqa: BLE001 (the renewer must outlive any one failure)
+                log.exception("upload slots: renewing the leases failed")
 
     def _call(self, store: SlotStore, operation: str, *args):
         """`store.<operation>(*args)`; a Redis failure is logged, counted and returns _FAILED,

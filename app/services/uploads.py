@@ -152,11 +152,11 @@ class UploadService:
 
         # The caps on uploads in progress (429 when full), before a body byte is read; the
         # slot is held until the upload has ended, whichever way (upload_slots.py).
-        with self.slots.hold(principal.user_id, incoming.client_address) as slot:
+        with self.slots.hold(principal.user_id, incoming.client_address):
             committing: str | None = None  # the new row's id, once only the commit is left
             try:
                 with self.tm:
-                    upload = self._store(principal, incoming, policy, slot.renew_if_due)
+                    upload = self._store(principal, incoming, policy)
                     committing = upload.id
             except (OperationalError, InterfaceError):
                 if committing is None:  # failed before the commit: nothing was stored
@@ -170,11 +170,8 @@ class UploadService:
         return upload
 
     @within_transaction
-    def _store(
-        self, principal: Principal, incoming: IncomingUpload, policy: UploadPolicy, progress: Callable[[], None]
-    ) -> Upload:
-        """Stage the file and add its row in the current transaction; only the commit is left.
-        `progress` is called as the body arrives."""
+    def _store(self, principal: Principal, incoming: IncomingUpload, policy: UploadPolicy) -> Upload:
+        """Stage the file and add its row in the current transaction; only the commit is left."""
         files = self.files.current()
         expected_type: dict[str, str] = {}
 
@@ -185,7 +182,7 @@ class UploadService:
             return files.stage(part.chunks, policy.byte_limit)
 
         try:
-            received = incoming.receive(store_file, progress)
+            received = incoming.receive(store_file)
         except SizeLimitExceeded:
             raise policy.too_large() from None
         except StorageError as error:

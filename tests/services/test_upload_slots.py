@@ -48,18 +48,21 @@ def redis_client():
 def make_slots(request, redis_client):
     """Builds UploadSlots on one store (memory, or the real Redis under a fresh prefix):
     make_slots(per_account, per_address) -> (slots, wait), where wait(seconds) lets that much
-    lease time pass."""
+    lease time pass. Their leases are renewed only by calling renew_held(), as a living
+    process does; without it they stand for the slots of a killed one."""
     if request.param == "memory":
         clock = FakeClock()
         memory = MemorySlotStore(clock)
         yield lambda per_account, per_address: (
-            UploadSlots(per_account, per_address, LEASE, memory=memory, clock=clock),
+            UploadSlots(per_account, per_address, LEASE, memory=memory, clock=clock, renew_in_background=False),
             clock.advance,
         )
         return
     with redis_key_prefix("depot-slots-test") as prefix:
         yield lambda per_account, per_address: (
-            UploadSlots(per_account, per_address, LEASE, prefix=prefix, redis_client=redis_client),
+            UploadSlots(
+                per_account, per_address, LEASE, prefix=prefix, redis_client=redis_client, renew_in_background=False
+            ),
             time.sleep,
         )
 
@@ -138,13 +141,14 @@ def test_a_slot_never_released_frees_itself_when_its_lease_ends(make_slots):
 def test_a_renewed_slot_outlives_its_first_lease(make_slots):
     slots, wait = make_slots(1, 0)
     slot = slots.acquire("alice", None)
-    for _ in range(4):  # twice the lease in all, a read of the body every half lease
+    for _ in range(4):  # twice the lease in all, renewed every half lease
         wait(LEASE / 2)
-        slot.renew_if_due()
+        slots.renew_held()
 
     assert refused_scope(slots, "alice", None) == "account"
-    slot.release()
-    assert refused_scope(slots, "alice", None) is None
+    slots.release(slot)
+    slots.renew_held()  # a released slot is not renewed back into its set
+    assert slots.in_use("account", "alice") == 0
 
 
 def test_a_cap_of_zero_counts_nothing(make_slots):
@@ -157,27 +161,27 @@ def test_a_cap_of_zero_counts_nothing(make_slots):
     assert slots.in_use("address", "10.0.0.1") == 0
 
 
-def test_renewal_asks_the_store_at_most_every_quarter_lease():
-    calls = []
+def test_a_process_renews_every_slot_it_holds_in_the_background(redis_client):
+    renewals = []
 
-    class CountingStore(MemorySlotStore):
-        def renew(self, keys, member, lease):
-            calls.append(member)
-            super().renew(keys, member, lease)
+    class CountingStore(RedisSlotStore):
+        def renew(self, held, lease):
+            renewals.append(len(held))
+            super().renew(held, lease)
 
-    clock = FakeClock()
-    slots = UploadSlots(1, 1, lease=60, memory=CountingStore(clock), clock=clock)
-    slot = slots.acquire("alice", "10.0.0.1")
+    with redis_key_prefix("depot-slots-test") as prefix:
+        slots = UploadSlots(2, 0, LEASE, prefix=prefix, redis_client=redis_client)
+        slots.redis = CountingStore(redis_client)
+        first, second = slots.acquire("alice", None), slots.acquire("alice", None)
 
-    for _ in range(1000):  # every read of a fast body
-        clock.advance(0.01)
-        slot.renew_if_due()
-    assert calls == []
-    clock.advance(5.1)  # a little more than a quarter lease since it was taken
-    slot.renew_if_due()
-    slot.renew_if_due()
+        time.sleep(3 * LEASE)  # the leases alone would have ended twice over
 
-    assert calls == [slot.member]
+        assert slots.in_use("account", "alice") == 2
+        assert set(renewals) == {2}  # one call for both slots each time
+        assert len(renewals) <= 3 * 4 + 1  # every quarter lease, not more often
+        slots.release(first)
+        slots.release(second)
+        assert slots.in_use("account", "alice") == 0
 
 
 def test_uploads_slots_on_one_redis_share_one_count(redis_client):
@@ -189,7 +193,7 @@ def test_uploads_slots_on_one_redis_share_one_count(redis_client):
         held = replica_b.acquire("alice", None)
 
         assert refused_scope(replica_a, "alice", None) == "account"
-        held.release()
+        replica_b.release(held)
         assert refused_scope(replica_a, "alice", None) is None
 
 
@@ -231,7 +235,7 @@ def test_when_redis_fails_uploads_go_on_capped_per_process_and_the_failure_is_co
     assert failures._value.get() == before + 1  # later uploads skip Redis for a while
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 1 and "Redis failed" in warnings[0]
-    first.release()
+    slots.release(first)
     assert refused_scope(slots, "alice", None) is None
 
 
