@@ -329,6 +329,11 @@ class UploadSlots:
         """Live slots of one scope (`account` or `address`) in the store in use now."""
         return self._store().in_use(self.key(scope, value))
 
+    @property
+    def renewing(self) -> bool:
+        """Whether this process runs a renewer now (only while it holds slots)."""
+        return self._renewer_pid == os.getpid()
+
     def redis_down(self) -> bool:
         """Whether Redis failed less than REDIS_RETRY_SECONDS ago."""
         return self.clock() < self._redis_down_until
@@ -338,17 +343,23 @@ class UploadSlots:
 
     def _ensure_renewer(self) -> None:
         """Start this process's renewer unless it runs (a forked worker starts its own)."""
-        if not self._renew_in_background or self._renewer_pid == os.getpid():
+        if not self._renew_in_background:
             return
         with self._held_lock:
             if self._renewer_pid == os.getpid():
                 return
             self._renewer_pid = os.getpid()
-        threading.Thread(target=self._renew_forever, name="depot-upload-slots", daemon=True).start()
+        threading.Thread(target=self._renew_while_held, name="depot-upload-slots", daemon=True).start()
 
-    def _renew_forever(self) -> None:
+    def _renew_while_held(self) -> None:
+        """Renew every quarter lease until the process holds no slot (the next one to be taken
+        starts a renewer again), so an idle process runs none."""
         while True:
             time.sleep(self.renew_every)
+            with self._held_lock:
+                if not self._held:
+                    self._renewer_pid = None
+                    return
             try:
                 self.renew_held()
             except Exception:  # noqa: BLE001 (the renewer must outlive any one failure)

@@ -67,6 +67,13 @@ def make_slots(request, redis_client):
         )
 
 
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
 def refused_scope(slots: UploadSlots, account: str, address: str | None) -> str | None:
     """None when a slot was taken (and kept), else which cap refused it, from the message."""
     try:
@@ -182,6 +189,9 @@ def test_a_process_renews_every_slot_it_holds_in_the_background(redis_client):
         slots.release(first)
         slots.release(second)
         assert slots.in_use("account", "alice") == 0
+        assert wait_until(lambda: not slots.renewing, timeout=1)  # no slot held: the renewer ends
+        slots.release(slots.acquire("alice", None))
+        assert slots.renewing  # and the next slot taken starts it again
 
 
 def test_uploads_slots_on_one_redis_share_one_count(redis_client):
