@@ -31,6 +31,9 @@ the counter is down would be the outage they exist to prevent. The failure is lo
 counted (depot_upload_slot_store_errors_total); for the next REDIS_RETRY_SECONDS slots are
 counted in this process's memory, so each process still caps on its own, and then Redis is
 tried again. The rate limiter behaves the same way (app/config.py, RATELIMIT_SWALLOW_ERRORS).
+
+Who takes slots: UploadService, for each upload, around the reading of its body (`hold`). A
+resumable upload's PATCH takes one the same way, for as long as its own body streams.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ class SlotStore(Protocol):
 
     def renew(self, held: Sequence[tuple[Sequence[str], str]], lease: float) -> None:
         """Extend the lease of each (keys, member) of `held` to `lease` seconds from now in
-        every one of its keys."""
+        every one of its keys that still holds it."""
         ...
 
     def release(self, keys: Sequence[str], member: str) -> None:
@@ -118,7 +121,9 @@ class MemorySlotStore:
             now = self._clock()
             for keys, member in held:
                 for key in keys:
-                    self._sets.setdefault(key, {})[member] = now + lease
+                    members = self._sets.get(key, {})
+                    if member in members:  # not one released meanwhile
+                        members[member] = now + lease
 
     def release(self, keys: Sequence[str], member: str) -> None:
         with self._lock:
@@ -152,15 +157,18 @@ for _, key in ipairs(KEYS) do
 end
 return 0
 """
-# The member's expiry becomes now + lease in every set (added again if it had lapsed: the
-# upload is still running, so it counts); each set lives as long as its longest lease.
+# The member's expiry becomes now + lease in every set that still holds it (a slot
+# released while its renewal was on the way is not brought back); each set lives as long as
+# its longest lease.
 _RENEW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[2])
 for _, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now + lease, ARGV[1])
-  redis.call('PEXPIRE', key, lease)
+  if redis.call('ZSCORE', key, ARGV[1]) then
+    redis.call('ZADD', key, now + lease, ARGV[1])
+    redis.call('PEXPIRE', key, lease)
+  end
 end
 return 0
 """

@@ -158,6 +158,17 @@ def test_a_renewed_slot_outlives_its_first_lease(make_slots):
     assert slots.in_use("account", "alice") == 0
 
 
+def test_a_renewal_that_arrives_after_the_release_brings_nothing_back(make_slots):
+    slots, _wait = make_slots(1, 1)
+    slot = slots.acquire("alice", "10.0.0.1")
+    slots.release(slot)
+
+    slot.store.renew([(slot.keys, slot.member)], LEASE)  # the renewer had read it before the release
+
+    assert slots.in_use("account", "alice") == 0
+    assert slots.in_use("address", "10.0.0.1") == 0
+
+
 def test_a_cap_of_zero_counts_nothing(make_slots):
     slots, _wait = make_slots(0, 0)
 
