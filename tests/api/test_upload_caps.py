@@ -118,3 +118,11 @@ def test_a_forwarded_address_counts_only_behind_trusted_proxies(app_factory, mak
     for holder in ("a", "b"):
         direct.app.injector.get(UploadSlots).acquire(holder, full)
     assert_too_many(upload(direct, {**headers, "X-Forwarded-For": other}, 429), "2 uploads are already")
+
+
+def test_uploads_go_on_when_the_redis_that_counts_them_is_down(uploader_on):
+    client, headers = uploader_on(**CAPS, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
+    client.extra_environ = {"REMOTE_ADDR": CLIENT}
+
+    for name in ("one.png", "two.png"):  # one at a time: the cap of 1 is never reached
+        upload(client, headers, 201, name=name)
