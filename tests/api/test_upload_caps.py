@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 from webtest import TestApp
 
+from app import metrics
 from app.services.upload_slots import RETRY_AFTER_SECONDS, UploadSlots
 from tests.api.test_uploads import assert_nothing_stored, send_unread
 from tests.helpers import bearer, png_bytes
@@ -57,6 +58,8 @@ def test_an_upload_past_the_account_cap_is_refused_with_429_before_its_body_is_r
     testapp, slots, uploader, uploader_headers, fetch, disk
 ):
     slots.acquire(uploader.id, "198.51.100.7")  # an upload still streaming, from elsewhere
+    refusals = metrics.UPLOAD_SLOT_REFUSALS.labels("account")
+    before = refusals._value.get()
 
     multipart = send_unread(
         testapp, UPLOADS, {**uploader_headers, "Content-Type": "multipart/form-data; boundary=x"}, 10_000, status=429
@@ -67,6 +70,7 @@ def test_an_upload_past_the_account_cap_is_refused_with_429_before_its_body_is_r
         assert_too_many(response, "You already have 1 uploads in progress, the most allowed at once.")
     assert_nothing_stored(fetch, disk)
     assert slots.in_use("address", CLIENT) == 0  # a refused upload holds nothing
+    assert refusals._value.get() == before + 2  # depot_upload_slot_refusals_total{scope="account"}
 
 
 def test_other_accounts_at_one_address_are_accepted_until_the_address_cap(testapp, slots, make_user, login):
