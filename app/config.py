@@ -161,6 +161,14 @@ class Config:
         # An upload whose body sends nothing for this long is ended (408), its bytes removed,
         # so a stalled client does not keep a server thread.
         self.BODY_IDLE_TIMEOUT_SECONDS = env.int("BODY_IDLE_TIMEOUT_SECONDS", 30)
+        # Uploads streaming at once, per account and per client address (0: no cap), counted
+        # in Redis when RATELIMIT_STORAGE_URI names one (app/services/upload_slots.py).
+        self.MAX_CONCURRENT_UPLOADS_PER_ACCOUNT = env.int("MAX_CONCURRENT_UPLOADS_PER_ACCOUNT", 32)
+        self.MAX_CONCURRENT_UPLOADS_PER_ADDRESS = env.int("MAX_CONCURRENT_UPLOADS_PER_ADDRESS", 128)
+        # How long an upload's slot outlives its process: a process renews its slots' leases
+        # every quarter lease; one killed mid-upload cannot release them, and they free
+        # themselves this long after it died.
+        self.UPLOAD_SLOT_LEASE_SECONDS = env.int("UPLOAD_SLOT_LEASE_SECONDS", 60)
         # Signed download links: default and longest lifetime, in seconds.
         self.LINK_TTL_SECONDS = env.int("LINK_TTL_SECONDS", 3600)
         self.LINK_MAX_TTL_SECONDS = env.int("LINK_MAX_TTL_SECONDS", 7 * 24 * 3600)
@@ -218,6 +226,12 @@ class Config:
             found.append(f"DATABASE_TIMEOUT_SECONDS must be more than 0, got {self.DATABASE_TIMEOUT_SECONDS}")
         if self.BODY_IDLE_TIMEOUT_SECONDS <= 0:
             found.append(f"BODY_IDLE_TIMEOUT_SECONDS must be more than 0, got {self.BODY_IDLE_TIMEOUT_SECONDS}")
+        for name in ("MAX_CONCURRENT_UPLOADS_PER_ACCOUNT", "MAX_CONCURRENT_UPLOADS_PER_ADDRESS"):
+            if getattr(self, name) < 0:
+                found.append(f"{name} must be 0 (no cap) or more, got {getattr(self, name)}")
+        if self.UPLOAD_SLOT_LEASE_SECONDS < 2:
+            # Renewed every quarter lease: below 2 s, a busy worker could miss a renewal.
+            found.append(f"UPLOAD_SLOT_LEASE_SECONDS must be at least 2, got {self.UPLOAD_SLOT_LEASE_SECONDS}")
         if self.S3_PART_SIZE_BYTES < 5 * 1024 * 1024:
             found.append("S3_PART_SIZE_BYTES must be at least 5242880 (S3's smallest part)")
         elif self.STORAGE_BACKEND == "s3" and self.MAX_UPLOAD_BYTES > 10_000 * self.S3_PART_SIZE_BYTES:

@@ -31,6 +31,7 @@ STATUS: dict[type[exc.DepotError], int] = {
     exc.Conflict: 409,
     exc.TooLarge: 413,
     exc.Unsupported: 415,
+    exc.TooManyUploads: 429,
     exc.Unavailable: 503,
 }
 
@@ -72,8 +73,12 @@ def _status_for(error: exc.DepotError) -> int:
 
 
 def handle_domain_error(error: exc.DepotError) -> Response:
-    # A BodyTimeout leaves its body unread: app.keepalive closes the connection after it.
-    return error_response(_status_for(error), error.code, error.message, error.fields)
+    # A BodyTimeout or a TooManyUploads leaves its body unread: app.keepalive closes the
+    # connection after it (or drains a small body first).
+    response = error_response(_status_for(error), error.code, error.message, error.fields)
+    if isinstance(error, exc.TooManyUploads):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _flatten_webargs_messages(messages: dict) -> dict:

@@ -92,6 +92,18 @@ class Unsupported(DepotError):
     default_message = "This media type is not supported."
 
 
+class TooManyUploads(DepotError):
+    """The caller already has as many uploads in progress as it may (per account or per
+    address); `retry_after` says when to try again, in seconds."""
+
+    code = "too_many_uploads"
+    default_message = "Too many uploads are in progress; wait for one to finish, then send this again."
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Unavailable(DepotError):
     """A dependency (database, file store) is not answering."""
 

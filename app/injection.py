@@ -14,6 +14,7 @@ from app.services.auth import AuthService
 from app.services.health import HealthService
 from app.services.passwords import PasswordHasher
 from app.services.storage_audit import StorageAuditService
+from app.services.upload_slots import UploadSlots
 from app.services.uploads import UploadService, upload_key_committed
 from app.services.users import UserService
 from app.storage import build_file_store
@@ -40,6 +41,11 @@ class DepotModule(Module):
     @provider
     def transactional_files(self, store: FileStore, tm: ThreadTransactionManager) -> TransactionalFiles:
         return TransactionalFiles(store, tm, is_referenced=upload_key_committed)
+
+    @singleton
+    @provider
+    def upload_slots(self, config: Config) -> UploadSlots:
+        return UploadSlots.from_config(config)
 
     @singleton
     @provider

@@ -40,6 +40,16 @@ UPLOAD_BYTES = Counter("depot_upload_bytes_total", "Bytes of committed uploads."
 # Any other method token is counted as "other", so clients cannot create series at will.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 STORAGE_ERRORS = Counter("depot_storage_errors_total", "File store operations that failed.", ["operation"])
+# app/services/upload_slots.py: refusals per scope ("account", "address"), and Redis failures
+# per operation ("acquire", "renew", "release"), during which each process counts on its own.
+UPLOAD_SLOT_REFUSALS = Counter(
+    "depot_upload_slot_refusals_total", "Uploads refused because a cap on concurrent uploads was reached.", ["scope"]
+)
+UPLOAD_SLOT_ERRORS = Counter(
+    "depot_upload_slot_store_errors_total",
+    "Upload-slot operations that failed in Redis (counted in the process instead).",
+    ["operation"],
+)
 
 
 def upload_committed(size: int) -> None:

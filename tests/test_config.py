@@ -220,6 +220,38 @@ def test_a_bad_body_idle_timeout_is_listed_with_the_other_problems():
     assert any(problem.startswith("SECRET_KEY is required") for problem in problems)
 
 
+def test_upload_caps_default_to_32_per_account_and_128_per_address_with_a_minute_lease():
+    config = TestingConfig({})
+    assert (config.MAX_CONCURRENT_UPLOADS_PER_ACCOUNT, config.MAX_CONCURRENT_UPLOADS_PER_ADDRESS) == (32, 128)
+    assert config.UPLOAD_SLOT_LEASE_SECONDS == 60
+    settings = {
+        "MAX_CONCURRENT_UPLOADS_PER_ACCOUNT": "0",
+        "MAX_CONCURRENT_UPLOADS_PER_ADDRESS": "4",
+        "UPLOAD_SLOT_LEASE_SECONDS": "20",
+    }
+    config = TestingConfig(settings)
+    assert problems_of(config) == []
+    assert (config.MAX_CONCURRENT_UPLOADS_PER_ACCOUNT, config.MAX_CONCURRENT_UPLOADS_PER_ADDRESS) == (0, 4)
+    assert config.UPLOAD_SLOT_LEASE_SECONDS == 20
+
+
+def test_upload_caps_that_cannot_work_are_all_listed_with_the_other_problems():
+    problems = problems_of(
+        ProductionConfig(
+            {
+                "MAX_CONCURRENT_UPLOADS_PER_ACCOUNT": "-1",
+                "MAX_CONCURRENT_UPLOADS_PER_ADDRESS": "many",
+                "UPLOAD_SLOT_LEASE_SECONDS": "1",
+            }
+        )
+    )
+
+    assert "MAX_CONCURRENT_UPLOADS_PER_ACCOUNT must be 0 (no cap) or more, got -1" in problems
+    assert "MAX_CONCURRENT_UPLOADS_PER_ADDRESS must be a whole number, got 'many'" in problems
+    assert "UPLOAD_SLOT_LEASE_SECONDS must be at least 2, got 1" in problems
+    assert any(problem.startswith("SECRET_KEY is required") for problem in problems)
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

@@ -115,6 +115,7 @@ class MultipartUpload:
         self.request = request
         self.schema = metadata_schema
         self.declared_length = request.content_length
+        self.client_address = request.remote_addr
 
     def receive(self, store: Callable[[FilePart], StagedFile]) -> ReceivedUpload:
         request = self.request
@@ -239,6 +240,7 @@ class RawUpload:
         self.filename = filename
         self.metadata = dict(metadata)
         self.declared_length = request.content_length
+        self.client_address = request.remote_addr
 
     def receive(self, store: Callable[[FilePart], StagedFile]) -> ReceivedUpload:
         self.header_digest = _digest_from_header(self.request)

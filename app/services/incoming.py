@@ -44,6 +44,8 @@ class IncomingUpload(Protocol):
     declared_length: int | None
     # How many body bytes are not file content at most (multipart boundaries and fields).
     envelope_allowance: int
+    # The client's network address (behind trusted proxies, the one they report), if known.
+    client_address: str | None
 
     def receive(self, store: Callable[[FilePart], StagedFile]) -> ReceivedUpload:
         """Read the body, passing the file to `store` as it streams; validate the rest."""

@@ -2,8 +2,10 @@
 
 Rules held here: who may upload (uploader or admin, checked before the body is read), size
 and quota limits (before reading when Content-Length allows, while streaming, and again at
-commit under a lock), names and types, integrity digests, who sees what (your own and public
-uploads; admins see all; anyone else gets "not found"), and signed share links.
+commit under a lock), how many uploads an account or an address may have in progress at
+once (the slots of upload_slots.py, taken before the body is read), names and types,
+integrity digests, who sees what (your own and public uploads; admins see all; anyone else
+gets "not found"), and signed share links.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from app.services.incoming import FilePart, IncomingUpload
 from app.services.pagination import CursorPage, decode_cursor, encode_cursor
 from app.services.principal import Principal
 from app.services.share_links import LinkSigner
+from app.services.upload_slots import UploadSlots
 from app.storage.base import FileStore, ObjectMissing, SizeLimitExceeded, StagedFile, StorageError
 from app.storage.transactional import TransactionalFiles
 from app.transactions import within_transaction
@@ -112,8 +115,10 @@ class UploadService:
         store: FileStore,
         files: TransactionalFiles,
         config: Config,
+        slots: UploadSlots,
     ) -> None:
         self.tm = tm
+        self.slots = slots
         self.session = session
         self.store = store
         self.files = files
@@ -145,19 +150,22 @@ class UploadService:
         ):
             raise policy.too_large()
 
-        committing: str | None = None  # the new row's id, once only the commit is left
-        try:
-            with self.tm:
-                upload = self._store(principal, incoming, policy)
-                committing = upload.id
-        except (OperationalError, InterfaceError):
-            if committing is None:  # failed before the commit: nothing was stored
-                raise
-            # The connection failed during the commit, which may have gone through before the
-            # error (lost while reading its reply): answer what the database now says.
-            upload = self._committed_after_all(committing)
-            if upload is None:
-                raise
+        # The caps on uploads in progress (429 when full), before a body byte is read; the
+        # slot is held until the upload has ended, whichever way (upload_slots.py).
+        with self.slots.hold(principal.user_id, incoming.client_address):
+            committing: str | None = None  # the new row's id, once only the commit is left
+            try:
+                with self.tm:
+                    upload = self._store(principal, incoming, policy)
+                    committing = upload.id
+            except (OperationalError, InterfaceError):
+                if committing is None:  # failed before the commit: nothing was stored
+                    raise
+                # The connection failed during the commit, which may have gone through before the
+                # error (lost while reading its reply): answer what the database now says.
+                upload = self._committed_after_all(committing)
+                if upload is None:
+                    raise
         metrics.upload_committed(upload.size)
         return upload
 
