@@ -60,7 +60,14 @@ def server_env(database_url, tmp_path_factory):
         tmp_path_factory.mktemp("depot-data"),
         ALLOW_REGISTRATION="true",
         AUTH_RATE_LIMIT="1000 per minute",
+        **ATTACKABLE,
     )
+
+
+# The slow-client attack (test_slow_clients.py) sends its hundreds of uploads from one account
+# and one address, to load the concurrency model itself: the per-account and per-address caps
+# would refuse them (test_upload_caps.py tests those on servers of its own).
+ATTACKABLE = {"MAX_CONCURRENT_UPLOADS_PER_ACCOUNT": "0", "MAX_CONCURRENT_UPLOADS_PER_ADDRESS": "0"}
 
 
 def depot_env(database_url: str, data_dir, **settings: str) -> dict:
@@ -244,6 +251,7 @@ def topology(tmp_path_factory):
             PROXY_COUNT="1",
             CORS_ORIGINS="https://spa.example.com",
             LOG_FORMAT="json",
+            **ATTACKABLE,
         )
         topology = Topology(proxy=None, replicas=[], relay=relay, s3=None, env=env)  # type: ignore[arg-type]
         prepare_depot(env, storage=True)
