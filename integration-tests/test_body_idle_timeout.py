@@ -156,3 +156,69 @@ def test_a_body_trickling_faster_than_the_timeout_is_stored_and_leaves_no_timeou
     assert list(staging.iterdir()) == []
     listing = admin.get("/api/v1/uploads").json()["items"]
     assert [item["filename"] for item in listing] == ["trickled.txt"]
+
+
+# --- downloads: a client that stops reading --------------------------------------------------
+
+DOWNLOAD_BYTES = 8 * 1024 * KIB
+
+
+def _download_records(server: Gunicorn, path: str) -> list[dict]:
+    records = []
+    for line in server.log().splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if record.get("logger") == "gunicorn.access" and record.get("path") == path:
+                records.append(record)
+    return records
+
+
+def _reader(server: Gunicorn, path: str, token: str) -> socket.socket:
+    """A connection with a small receive window asking for `path`; it reads nothing yet."""
+    host, port = server.url.removeprefix("http://").split(":")
+    conn = socket.socket()
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * KIB)  # before connecting: the window
+    conn.settimeout(CLIENT_TIMEOUT)
+    conn.connect((host, int(port)))
+    conn.sendall(f"GET {path} HTTP/1.1\r\nHost: depot\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+    return conn
+
+
+@pytest.fixture(scope="module")
+def large_file(depot) -> str:
+    _server, admin, _staging = depot
+    response = admin.put(
+        "/api/v1/uploads/large.txt", data=b"d" * DOWNLOAD_BYTES, headers={"Content-Type": "text/plain"}
+    )
+    assert response.status_code == 201, response.text
+    return f"/api/v1/uploads/{response.json()['id']}/content"
+
+
+def test_a_download_whose_client_stops_reading_is_ended(depot, large_file):
+    """Without a bound, the worker's greenlet (or thread) sending it, its file and its socket
+    would wait for as long as the client keeps the connection open without reading."""
+    server, admin, _staging = depot
+    with contextlib.closing(_reader(server, large_file, admin.token)):
+        started = time.monotonic()
+        deadline = started + CLIENT_TIMEOUT + 5
+        while not _download_records(server, large_file) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ended_after = time.monotonic() - started
+        records = _download_records(server, large_file)
+        assert records, f"the download was still being sent after {ended_after:.1f} s"
+        assert records[0]["bytes_sent"] < DOWNLOAD_BYTES
+        # The kernel's zero-window probes back off, so the end comes a few seconds after the
+        # idle timeout; far sooner than never.
+        assert ended_after < IDLE_TIMEOUT + 10
+
+
+def test_a_download_read_slowly_but_steadily_goes_on(depot, large_file):
+    server, admin, _staging = depot
+    before = len(_download_records(server, large_file))
+    with contextlib.closing(_reader(server, large_file, admin.token)) as conn:
+        received = 0
+        for _ in range(16):  # 8 s, four times the idle timeout, reading 4 KiB every half second
+            time.sleep(0.5)
+            received += len(conn.recv(4 * KIB))
+        assert received > 16 * KIB
+        assert len(_download_records(server, large_file)) == before  # still being sent

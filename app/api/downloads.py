@@ -8,6 +8,7 @@ readable to the end even if a delete removes it during the transfer. A whole fil
 the server's `wsgi.file_wrapper`, so gunicorn hands a local one to the kernel with sendfile; a
 Range is streamed from the seekable reader, so only the bytes sent are read. When the store
 can presign and DOWNLOAD_REDIRECT=presigned, the answer is a redirect to a short-lived URL.
+A client that stops reading is cut off after BODY_IDLE_TIMEOUT_SECONDS (stalled_readers).
 
 Every download is an attachment that a browser will neither sniff nor run: nosniff, a
 sandboxing CSP, and a Content-Disposition whose filename is escaped per RFC 6266/5987.
@@ -15,11 +16,12 @@ sandboxing CSP, and a Content-Disposition whose filename is escaped per RFC 6266
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from werkzeug.exceptions import PreconditionFailed, RequestedRangeNotSatisfiable
 from werkzeug.http import is_resource_modified, parse_range_header
 from werkzeug.wsgi import FileWrapper, wrap_file
 
+from app.api.stalled_readers import end_when_unread_for
 from app.attachments import content_disposition
 from app.models import Upload
 from app.services.uploads import Download
@@ -114,6 +116,7 @@ def _stream(download: Download) -> Response:
     # Raises NotFound when a delete has just removed the file; once open, a local file stays
     # readable to the end whatever happens to it.
     stream = download.open(_range_start(request.environ, upload.size))
+    end_when_unread_for(request.environ, current_app.config["BODY_IDLE_TIMEOUT_SECONDS"])
     try:
         # A whole file goes through the server's wrapper (gunicorn: sendfile for a local file).
         # A Range needs Werkzeug's, which is seekable: its range wrapper seeks, where it would
