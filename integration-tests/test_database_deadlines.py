@@ -76,3 +76,63 @@ def test_the_deadline_applies_to_the_url_of_the_configured_app(database_url):
         assert time.monotonic() - began < 2.0
         db.session.rollback()
         assert db.session.execute(text("SELECT 1")).scalar() == 1
+
+
+def test_a_slow_promotion_does_not_hold_up_the_same_accounts_other_uploads(database_url, tmp_path):
+    """An upload's promotion (on S3 a server-side copy, seconds for a large file) must not run
+    while it holds its owner's row lock: another upload of the same account waits for that lock,
+    and a wait longer than DATABASE_TIMEOUT_SECONDS would be refused as a hung database (503),
+    after its whole body was received. Here the promotion is made slow (2 s, the deadline 1 s)."""
+    import threading
+
+    from flask_migrate import upgrade
+    from webtest import TestApp
+
+    from app import create_app
+    from app.config import TestingConfig
+    from app.services.users import UserService
+    from app.storage.base import FileStore
+
+    app = create_app(
+        TestingConfig({"DATABASE_URL": database_url, "DATABASE_TIMEOUT_SECONDS": "1", "DATA_DIR": str(tmp_path)})
+    )
+    with app.app_context():
+        upgrade()
+        app.injector.get(UserService).create_account("slow@example.com", "correct horse battery", "S", ["uploader"])
+        store = app.injector.get(FileStore)
+    client = TestApp(app)
+    token = client.post_json(
+        "/api/v1/auth/token", {"email": "slow@example.com", "password": "correct horse battery"}
+    ).json["access_token"]
+
+    promote, first = store.promote, threading.Event()
+
+    def slow_promote(staged, key):
+        if not first.is_set():
+            first.set()
+            time.sleep(2)
+        promote(staged, key)
+
+    store.promote = slow_promote
+    statuses: list[int] = []
+
+    def upload(name: str) -> None:
+        response = TestApp(app).put(
+            f"/api/v1/uploads/{name}",
+            b"x" * 1024,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "text/plain"},
+            expect_errors=True,
+        )
+        statuses.append(response.status_int)
+
+    slow = threading.Thread(target=upload, args=("slow.txt",))
+    slow.start()
+    assert first.wait(10)
+    time.sleep(0.2)  # the slow one is inside its promotion
+    upload("quick.txt")
+    slow.join(30)
+    assert sorted(statuses) == [201, 201]
+    with app.app_context():
+        from app.extensions import db
+
+        db.engine.dispose()

@@ -198,13 +198,21 @@ class UploadService:
                 "The file's SHA-256 does not match the digest sent with it; nothing was stored.",
                 fields={"sha256": ["Digest mismatch."]},
             )
+        upload_id = new_id()
+        storage_key = upload_id.replace("-", "")
+        # Promoted before the owner's row is locked: a promotion can be slow (an S3 copy of a
+        # large file), and the same account's other uploads wait for that lock, each round
+        # trip bounded by DATABASE_TIMEOUT_SECONDS. Any failure from here on removes it again.
+        try:
+            files.promote_now(staged, storage_key)
+        except StorageError as error:
+            raise Unavailable("The file store failed; nothing was stored.") from error
         self._lock_owner(principal.user_id)
         self._check_quota(principal.user_id, staged.size)
-        upload_id = new_id()
         upload = Upload(
             id=upload_id,
             owner_id=principal.user_id,
-            storage_key=upload_id.replace("-", ""),
+            storage_key=storage_key,
             filename=filename,
             content_type=content_type,
             size=staged.size,
@@ -215,7 +223,6 @@ class UploadService:
         upload.set_tags(received.tags)
         self.session.add(upload)
         self.session.flush()
-        files.promote_on_commit(staged, upload.storage_key)
         return upload
 
     # --- read -------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ tpc_vote. Ours sorts first ("depot.filestore:..."), so:
 
 1. while the request runs, bytes go to the staging area and are fsynced there (`stage`);
 2. our tpc_vote renames each staged file to its final key and fsyncs the directory, so the
-   file is durable and visible *before* the database commit;
+   file is durable and visible *before* the database commit (an upload promotes its file
+   earlier still, `promote_now`, before it locks its owner's row: the same order, with no
+   lock held during a slow promotion);
 3. the database commits in its own tpc_vote;
 4. our tpc_finish deletes the files whose rows were deleted, only now that the deletion is
    committed (a crash before this leaves an orphan file, never a row without its file).
@@ -69,6 +71,16 @@ class FileStoreDataManager:
     def promote_on_commit(self, staged: StagedFile, key: str) -> None:
         self._to_promote.append((staged, key))
 
+    def promote_now(self, staged: StagedFile, key: str) -> None:
+        """Promote at once rather than in the vote: the same step, done before the database
+        work that follows it (and before locks that work takes, so a slow promotion, an S3
+        copy, holds none). Any abort removes the file again, as it removes a promotion of the
+        vote; a crash leaves a file without a row, which `storage check --repair` removes."""
+        # Recorded first, so a promotion that fails halfway is still undone.
+        self._promoted.append(key)
+        self.store.promote(staged, key)
+        self._promoted_staging.add(staged.staging_id)
+
     def delete_on_commit(self, key: str) -> None:
         self._to_delete.append(key)
 
@@ -92,10 +104,7 @@ class FileStoreDataManager:
 
     def tpc_vote(self, txn) -> None:
         for staged, key in self._to_promote:
-            # Recorded first, so a promotion that fails halfway is still undone by tpc_abort.
-            self._promoted.append(key)
-            self.store.promote(staged, key)
-            self._promoted_staging.add(staged.staging_id)
+            self.promote_now(staged, key)
 
     def tpc_finish(self, txn) -> None:
         for key in self._to_delete:
