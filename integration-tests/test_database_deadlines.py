@@ -78,7 +78,7 @@ def test_the_deadline_applies_to_the_url_of_the_configured_app(database_url):
         assert db.session.execute(text("SELECT 1")).scalar() == 1
 
 
-def test_a_slow_promotion_does_not_hold_up_the_same_accounts_other_uploads(database_url, tmp_path):
+def test_a_slow_promotion_does_not_hold_up_the_same_accounts_other_uploads(fresh_database_url, tmp_path):
     """An upload's promotion (on S3 a server-side copy, seconds for a large file) must not run
     while it holds its owner's row lock: another upload of the same account waits for that lock,
     and a wait longer than DATABASE_TIMEOUT_SECONDS would be refused as a hung database (503),
@@ -94,7 +94,7 @@ def test_a_slow_promotion_does_not_hold_up_the_same_accounts_other_uploads(datab
     from app.storage.base import FileStore
 
     app = create_app(
-        TestingConfig({"DATABASE_URL": database_url, "DATABASE_TIMEOUT_SECONDS": "1", "DATA_DIR": str(tmp_path)})
+        TestingConfig({"DATABASE_URL": fresh_database_url, "DATABASE_TIMEOUT_SECONDS": "1", "DATA_DIR": str(tmp_path)})
     )
     with app.app_context():
         upgrade()

@@ -278,7 +278,9 @@ def _slow_clients(cases: list[Case], recorded: list[dict]) -> list[str]:
         "again). Held: still open when the attack ended (downloads: receiving the file). PostgreSQL: "
         "Depot's connections in pg_stat_activity while the attack was held, most at once, and the "
         "median of those idle inside a transaction (what a connection held by a streaming body would be). "
-        "The issue's targets: no failed probe, p99 <= 250 ms, the fast upload stored.",
+        "The issue's targets: no failed probe, p99 <= 250 ms, the fast upload stored. Setups labelled "
+        "gthread ran gunicorn's threaded worker (`GUNICORN_WORKER_CLASS=gthread`, 2 workers x 4 threads, "
+        "Depot's model before), the measurement that made gevent the default.",
     ]
     if runs:
         lines += ["", "This run (`integration-tests/test_slow_clients.py`, bounded):", ""]
