@@ -51,6 +51,7 @@ KINDS = ("uploads", "downloads", "headers")
 PROBE_TIMEOUT = 5.0
 P99_TARGET_MS = 250.0
 FAST_UPLOAD_BYTES = 16 * MIB
+FAST_UPLOAD_DEADLINE = 60
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -160,8 +161,12 @@ async def http(
         return status, answer_headers, await read_body(reader, answer_headers, rest)
     finally:
         writer.close()
-        with contextlib.suppress(OSError, ConnectionError):
-            await writer.wait_closed()
+        # A server that reads nothing leaves the body in the transport, whose close waits to
+        # send it: for ever, so abort after a second (a deadline's cancel lands here too).
+        try:
+            await asyncio.wait_for(writer.wait_closed(), 1)
+        except (OSError, ConnectionError, TimeoutError):
+            writer.transport.abort()
 
 
 async def http_json(target: Target, method: str, path: str, token: str | None = None, payload=None):
@@ -497,7 +502,8 @@ async def _probes(target: Target, token: str, interval: float, clients: int, sto
         data = png_bytes(FAST_UPLOAD_BYTES)
         started = time.perf_counter()
         try:
-            status, body = await asyncio.wait_for(upload(target, token, "fast.png", data), 300)
+            # 16 MiB on loopback takes well under a second; a minute means it did not get through.
+            status, body = await asyncio.wait_for(upload(target, token, "fast.png", data), FAST_UPLOAD_DEADLINE)
             ok = status == 201 and body.get("size") == len(data)
             fast.update(status=status, stored=ok)
         except (OSError, ConnectionError, TimeoutError, ValueError) as error:
@@ -536,7 +542,8 @@ class Probes:
 
     def stop(self) -> tuple[list[ProbeResult], dict]:
         self.stop_event.set()
-        results = self.queue.get(timeout=400)
+        # The probes stop at once; the fast upload may take up to its own deadline.
+        results = self.queue.get(timeout=FAST_UPLOAD_DEADLINE + 60)
         self.process.join(10)
         return results
 
