@@ -52,7 +52,7 @@ elif worker_class != "gthread":
     _problems.append(f"GUNICORN_WORKER_CLASS must be gevent or gthread, got {worker_class!r}")
     worker_class = "gevent"
 
-from app.gunicorn_wiring import JsonLogger, patch_gunicorn  # noqa: E402 (after the patch above)
+from app.gunicorn_wiring import JsonLogger, patch_gevent_sendfile, patch_gunicorn  # noqa: E402 (after the patch above)
 
 
 def _int(name: str, default: int) -> int:
@@ -186,9 +186,11 @@ def child_exit(server, worker) -> None:
 
 
 # Depot's additions to gunicorn (app/gunicorn_wiring.py): its JSON logger, and fixes to how
-# gunicorn counts and closes. Patched once, in the master when it reads this file, so every
-# worker it forks has them.
+# gunicorn counts and closes (and gevent sends files). Patched once, in the master when it
+# reads this file, so every worker it forks has them.
 patch_gunicorn()
+if worker_class == "gevent":
+    patch_gevent_sendfile()
 
 
 logger_class = JsonLogger

@@ -58,6 +58,29 @@ def start(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Pendin
     return _Done(lambda: function(*args, **kwargs))
 
 
+class Serial:
+    """Calls run one after another, in order, on one real thread of their own under gevent (in
+    place otherwise): a staged file's writes, overlapping the greenlet that hashes the next
+    chunks. close() ends the thread."""
+
+    def __init__(self) -> None:
+        self._pool = None
+        if gevent_active():
+            from gevent.threadpool import ThreadPool
+
+            self._pool = ThreadPool(1)
+
+    def start(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Pending[R]:
+        if self._pool is None:
+            return _Done(lambda: function(*args, **kwargs))
+        return self._pool.spawn(function, *args, **kwargs)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.kill()
+            self._pool = None
+
+
 def offload(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """`function(*args)`, run where it stalls no other connection; its result or its error."""
     return start(function, *args, **kwargs).get()

@@ -1,18 +1,22 @@
 """What Depot adds to gunicorn, which gunicorn.conf.py wires in: a logger writing JSON lines
-like the app's, and four fixes to gunicorn's own HTTP handling. Each fix is a wrapper around
+like the app's, four fixes to gunicorn's own HTTP handling, and one to gevent's sockets. Each fix is a wrapper around
 one gunicorn function, applied once by `patch_gunicorn()`, and pinned by a test over a real
 gunicorn (tests/test_gunicorn_logging.py, integration-tests/test_keepalive_refusals.py):
 
 - a whole file sent with sendfile counts in the access log's bytes_sent;
 - an answer saying `Connection: close` closes the connection (gunicorn drops the header);
 - closing after such an answer lets the peer finish sending first (nginx would answer 502);
-- the gevent worker closes that way too (it closed abruptly, whatever the peer still sent).
+- the gevent worker closes that way too (it closed abruptly, whatever the peer still sent);
+- under gevent, a file is sent with the kernel's sendfile, cooperatively (gevent copies it
+  through Python 8 KiB at a time: downloads ran at 78% of gthread's speed).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
 import sys
 import time
 
@@ -97,6 +101,73 @@ class _UtilClosingGracefully:
 
     def __getattr__(self, name: str):
         return getattr(util, name)
+
+
+class _NoKernelSendfile(Exception):
+    """os.sendfile cannot send this file (not a regular file, or refused before a byte)."""
+
+
+def _kernel_sendfile(sock, file, offset: int, count: int | None) -> int:
+    from gevent.socket import wait_write
+
+    try:
+        fileno = file.fileno()
+        size = os.fstat(fileno).st_size
+    except (AttributeError, io.UnsupportedOperation, OSError) as error:
+        raise _NoKernelSendfile from error
+    if not size:
+        return 0
+    sockno, timeout = sock.fileno(), sock.gettimeout()
+    blocksize = min(count or size, 1 << 30)
+    sent_in_all = 0
+    try:
+        while True:
+            if count:
+                blocksize = min(count - sent_in_all, blocksize)
+                if blocksize <= 0:
+                    break
+            try:
+                sent = os.sendfile(sockno, fileno, offset, blocksize)
+            except BlockingIOError:
+                wait_write(sockno, timeout=timeout)
+                continue
+            except OSError as error:
+                if sent_in_all == 0:
+                    raise _NoKernelSendfile from error
+                raise
+            if sent == 0:
+                break  # the end of the file
+            offset += sent
+            sent_in_all += sent
+        return sent_in_all
+    finally:
+        if sent_in_all > 0 and hasattr(file, "seek"):
+            file.seek(offset)
+
+
+def _cooperative_sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+    """gevent's socket.sendfile, made to use os.sendfile: gevent does not ("not cooperative")
+    and copies the file through Python in 8 KiB reads and sends. But the socket's descriptor is
+    non-blocking under gevent, so os.sendfile sends what fits and says EAGAIN when the client is
+    behind, and the greenlet then waits for the socket like any other. Modelled on CPython's
+    socket._sendfile_use_sendfile (which waits with a selector); gevent's copy remains for what
+    the kernel cannot send."""
+    self._check_sendfile_params(file, offset, count)
+    try:
+        return _kernel_sendfile(self, file, offset, count)
+    except _NoKernelSendfile:
+        return self._sendfile_use_send(file, offset, count)
+
+
+_cooperative_sendfile.uses_the_kernel = True
+
+
+def patch_gevent_sendfile() -> None:
+    """Under gevent (gunicorn.conf.py's default worker), send files with os.sendfile."""
+    from gevent import _socket3
+
+    if not getattr(_socket3.socket.sendfile, "uses_the_kernel", False):
+        _socket3.socket.sendfile = _cooperative_sendfile
 
 
 def patch_gunicorn() -> None:

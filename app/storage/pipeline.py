@@ -9,18 +9,20 @@ inline, so small files never pay for a thread.
 Under gevent (gunicorn.conf.py) a Python thread is a greenlet on the worker's one OS thread.
 That still overlaps network writes (S3 parts), which wait cooperatively, but a disk write
 would stall every connection of the worker while it runs. So a store whose writes are disk
-I/O says `blocking_io=True`, and under gevent each chunk is written on a real thread
-(app.cooperative) while the request's greenlet receives and hashes the next one.
+I/O says `blocking_io=True`, and under gevent its chunks are written in order on a real thread
+of their own (app.cooperative.Serial) while the request's greenlet receives and hashes the
+next ones.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import queue
 import threading
 from collections.abc import Callable
 
-from app.cooperative import Pending, gevent_active, start
+from app.cooperative import Pending, Serial, gevent_active
 
 THRESHOLD = 1024 * 1024
 # Chunks in flight at most (the request's chunks are up to 1 MiB): memory stays bounded.
@@ -33,9 +35,11 @@ class HashingWriter:
 
     def __init__(self, write_chunk: Callable[[bytes], None], blocking_io: bool = False) -> None:
         self._write_chunk = write_chunk
-        # Under gevent, disk writes go to a real thread one chunk at a time, in order.
+        # Under gevent, disk writes go to a real thread of their own, in order, QUEUE_DEPTH
+        # chunks in flight at most (made past THRESHOLD, like the writer thread otherwise).
         self._offload = blocking_io and gevent_active()
-        self._pending: Pending[None] | None = None
+        self._serial: Serial | None = None
+        self._pending: collections.deque[Pending[None]] = collections.deque()
         self._digest = hashlib.sha256()
         self._inline_bytes = 0
         self._queue: queue.Queue | None = None
@@ -43,17 +47,21 @@ class HashingWriter:
         self._error: BaseException | None = None
 
     def write(self, chunk: bytes) -> None:
-        if self._offload:
-            self._digest.update(chunk)  # while the previous chunk is being written
-            self._wait_for_write()
-            self._pending = start(self._write_chunk, chunk)
+        if self._offload and self._serial is not None:
+            self._digest.update(chunk)  # while earlier chunks are being written
+            if len(self._pending) >= QUEUE_DEPTH:
+                self._pending.popleft().get()
+            self._pending.append(self._serial.start(self._write_chunk, chunk))
             return
         if self._queue is None:
             self._digest.update(chunk)
             self._write_chunk(chunk)
             self._inline_bytes += len(chunk)
             if self._inline_bytes >= THRESHOLD:
-                self._start()
+                if self._offload:
+                    self._serial = Serial()
+                else:
+                    self._start()
             return
         self._raise_if_failed()
         # Hashed here, written there: measured, the writes alone keep one core busy.
@@ -86,9 +94,18 @@ class HashingWriter:
         self._stop()
 
     def _wait_for_write(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.get()
+        """Wait for the writes in flight on the real thread; the first error, after all ended."""
+        error = None
+        while self._pending:
+            try:
+                self._pending.popleft().get()
+            except BaseException as caught:  # noqa: BLE001 (raised once the others are done)
+                error = error or caught
+        if self._serial is not None:
+            self._serial.close()
+            self._serial = None
+        if error is not None:
+            raise error
 
     def _start(self) -> None:
         self._queue = queue.Queue(maxsize=QUEUE_DEPTH)
