@@ -36,9 +36,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 # Read and dropped in well under a millisecond when it is already on its way, as the body
-# of a refused upload is; a client still to send it costs a thread only this long.
+# of a refused upload is; a client still to send it holds its request only this long.
 DRAIN_BYTES = 512 * 1024
-# A client that declares a body and does not send it keeps a thread no longer than this.
+# A client that declares a body and does not send it keeps its request no longer than this.
 DRAIN_SECONDS = 0.5
 
 

@@ -16,9 +16,10 @@ Shutting only the reading side leaves the answer free to go out; an upload that 
 received its whole body does not read again, so it is not disturbed. Outside gunicorn (the
 development server, tests) a request has no `gunicorn.socket` and nothing is shut.
 
-The same socket bounds a stalled client. gunicorn's gthread worker reads a body with blocking
-recv() calls and no timeout, so a client that declares a body, sends part of it and then
-nothing keeps a thread for as long as it keeps its connection open. While the upload is
+The same socket bounds a stalled client. gunicorn reads a body with recv() calls and no
+timeout (blocking ones under gthread, cooperative ones under gevent), so a client that declares
+a body, sends part of it and then nothing keeps its request (a thread, or a greenlet with its
+staged file and upload slot) for as long as it keeps its connection open. While the upload is
 handled the socket has a timeout of BODY_IDLE_TIMEOUT_SECONDS: each recv waits at most that
 long (a body that keeps coming, however slowly, continues), a recv that times out raises
 TimeoutError through gunicorn's body reader, and upload_sources turns it into BodyTimeout
