@@ -15,7 +15,9 @@ clients of network services (their sockets belong to the worker's own thread).
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, Protocol, TypeVar
 
 P = ParamSpec("P")
@@ -58,27 +60,42 @@ def start(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Pendin
     return _Done(lambda: function(*args, **kwargs))
 
 
-class Serial:
-    """Calls run one after another, in order, on one real thread of their own under gevent (in
-    place otherwise): a staged file's writes, overlapping the greenlet that hashes the next
-    chunks. close() ends the thread."""
+class _Future:
+    """A concurrent.futures.Future seen as a Pending: get() waits for its result."""
 
-    def __init__(self) -> None:
-        self._pool = None
-        if gevent_active():
+    def __init__(self, future: Future) -> None:
+        self._future = future
+
+    def get(self):
+        return self._future.result()
+
+
+def _name_thread(name: str) -> None:
+    threading.current_thread().name = name
+
+
+class Serial:
+    """Calls run one after another, in order, on one thread of their own named `name`: a real
+    OS thread under gevent when `real_thread` (disk I/O, which would stall the worker's other
+    connections), else a `threading` thread (under gevent a greenlet, enough for network writes,
+    which wait cooperatively). start() returns what get() waits on; close() ends the thread."""
+
+    def __init__(self, name: str, real_thread: bool) -> None:
+        if real_thread and gevent_active():
             from gevent.threadpool import ThreadPool
 
-            self._pool = ThreadPool(1)
+            pool = ThreadPool(1)
+            self._start, self._close = pool.spawn, pool.kill
+        else:
+            executor = ThreadPoolExecutor(1, initializer=_name_thread, initargs=(name,))
+            self._start = lambda function, *args: _Future(executor.submit(function, *args))
+            self._close = executor.shutdown
 
-    def start(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Pending[R]:
-        if self._pool is None:
-            return _Done(lambda: function(*args, **kwargs))
-        return self._pool.spawn(function, *args, **kwargs)
+    def start(self, function: Callable[..., R], *args) -> Pending[R]:
+        return self._start(function, *args)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.kill()
-            self._pool = None
+        self._close()
 
 
 def offload(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
