@@ -532,6 +532,34 @@ def test_gunicorn_runs_gevent_workers_patched_before_the_app_is_imported(tmp_pat
     assert done.stdout.split() == ["gevent", "4096", "True"]
 
 
+def test_gunicorn_raises_the_open_files_limit_to_fit_its_connections(tmp_path):
+    """Linux's usual soft limit (1,024 files) is less than one gevent worker's connections; the
+    master raises it (its workers inherit it) towards the hard limit before they start."""
+    import resource
+
+    script = (
+        "import resource, runpy\n"
+        "settings = runpy.run_path('gunicorn.conf.py')\n"
+        "settings['_raise_open_files_limit']()\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 2 * settings['worker_connections'] + 1024)\n"
+    )
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GUNICORN_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard)),  # noqa: PLW1509
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    soft_after, wanted = map(int, done.stdout.split())
+    assert soft_after == (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)) > 1024
+
+
 def test_gunicorn_refuses_an_unknown_worker_class(monkeypatch, tmp_path):
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     monkeypatch.setenv("GUNICORN_WORKER_CLASS", "eventlet")
