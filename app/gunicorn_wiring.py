@@ -8,7 +8,11 @@ gunicorn (tests/test_gunicorn_logging.py, integration-tests/test_keepalive_refus
 - closing after such an answer lets the peer finish sending first (nginx would answer 502);
 - the gevent worker closes that way too (it closed abruptly, whatever the peer still sent);
 - under gevent, a file is sent with the kernel's sendfile, cooperatively (gevent copies it
-  through Python 8 KiB at a time: downloads ran at 78% of gthread's speed).
+  through Python 8 KiB at a time: downloads ran at 78% of gthread's speed);
+- a request body has `readinto`, which receives a body of known length straight into the
+  caller's buffer (gunicorn's read() copies every byte four times through its buffers: 256
+  MiB read in 1 MiB blocks and hashed ran at 0.5-0.8 GB/s that way, 1.25 GB/s with recv_into,
+  on gevent and gthread alike). Uploads read their bodies with it (app/api/request_body.py).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import time
 from gunicorn import util
 from gunicorn.glogging import Logger
 from gunicorn.http import wsgi
+from gunicorn.http.body import Body, LengthReader
+from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers import base_async
 
 
@@ -170,6 +176,41 @@ def patch_gevent_sendfile() -> None:
         _socket3.socket.sendfile = _cooperative_sendfile
 
 
+def _body_readinto(self, buffer) -> int:
+    """Read into `buffer` what is next of the body, as io's readinto: the byte count, 0 at the end.
+
+    Bytes gunicorn already holds (its read-ahead of the headers, leftovers of an earlier read)
+    come first, through its own read(); then, for a body of known length, one recv_into
+    the socket, never past the body's end, and gunicorn's count of what is left goes down by
+    what arrived, so keep-alive and the drain of an unread rest work as before. Chunked
+    bodies go through read()."""
+    view = memoryview(buffer).cast("B")
+    reader = self.reader
+    direct = type(reader) is LengthReader and type(reader.unreader) is SocketUnreader
+    if self.buf.tell() or not direct:
+        data = self.read(min(len(view), self.buf.tell()) or len(view))
+    elif held := reader.unreader.buf.seek(0, os.SEEK_END):
+        data = self._read_reader(min(len(view), held))
+    else:
+        data = None
+    if data is not None:
+        view[: len(data)] = data
+        return len(data)
+    want = min(len(view), reader.length)
+    if want <= 0:
+        return 0
+    try:
+        received = reader.unreader.sock.recv_into(view, want)
+    except BaseException:
+        self.failed = True  # where the next request starts is unknown: no keep-alive
+        raise
+    reader.length -= received
+    return received
+
+
+_body_readinto.receives_directly = True
+
+
 def patch_gunicorn() -> None:
     """Apply the fixes above to gunicorn's classes, once (reading the config twice is harmless)."""
     if not getattr(wsgi.Response.sendfile, "counts_bytes", False):
@@ -180,6 +221,8 @@ def patch_gunicorn() -> None:
         util.close_graceful = _close_lingering_until_the_peer_closes(util.close_graceful)
     if not getattr(base_async.util, "closes_gracefully", False):
         base_async.util = _UtilClosingGracefully()
+    if not getattr(getattr(Body, "readinto", None), "receives_directly", False):
+        Body.readinto = _body_readinto
 
 
 class JsonLogger(Logger):

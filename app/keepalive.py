@@ -61,16 +61,32 @@ class TrackedBody:
         self.finished = length == 0
 
     def _saw(self, data: bytes, size: int | None) -> bytes:
+        self._count(len(data), size)
+        return data
+
+    def _count(self, received: int, size: int | None) -> None:
         if self._remaining is not None:
-            self._remaining -= len(data)
+            self._remaining -= received
             if self._remaining <= 0:
                 self.finished = True
-        if not data and size != 0:  # the stream's end
+        if not received and size != 0:  # the stream's end
             self.finished = True
-        return data
 
     def read(self, size: int | None = -1) -> bytes:
         return self._saw(self._stream.read(*(() if size is None else (size,))), size)
+
+    def readinto(self, buffer) -> int:
+        """io's readinto, where the server's stream has one (gunicorn's, as gunicorn.conf.py
+        wires it; Werkzeug's), else through read()."""
+        with memoryview(buffer).cast("B") as view:
+            if hasattr(self._stream, "readinto"):
+                count = self._stream.readinto(view) or 0
+            else:
+                data = self._stream.read(len(view))
+                count = len(data)
+                view[:count] = data
+            self._count(count, len(view))
+        return count
 
     def readline(self, size: int | None = -1) -> bytes:
         return self._saw(self._stream.readline(*(() if size is None else (size,))), size)

@@ -106,3 +106,38 @@ def test_without_the_servers_socket_nothing_is_drained():
 
     assert ("Connection", "close") in headers
     assert body.tell() == 0
+
+
+def _read_with_readinto(environ, start_response):
+    buffer = bytearray(4096)
+    while environ["wsgi.input"].readinto(buffer):
+        pass
+    start_response("201 CREATED", [("Content-Type", "application/json")])
+    return [b"{}"]
+
+
+@pytest.mark.parametrize("server_stream", [io.BytesIO, lambda data: io.BufferedReader(io.BytesIO(data))])
+def test_a_body_read_to_its_end_with_readinto_keeps_the_connection(server_stream):
+    headers: list = []
+    body = b"y" * (DRAIN_BYTES + 10_000)  # too large to be drained: only the app's reads count
+    CloseAfterUnreadBody(_read_with_readinto)(
+        {"wsgi.input": server_stream(body), "CONTENT_LENGTH": str(len(body))}, lambda s, h, e=None: headers.extend(h)
+    )
+
+    assert ("Connection", "close") not in headers
+
+
+def test_readinto_works_over_a_server_stream_that_only_has_read():
+    class ReadOnly:
+        def __init__(self, data: bytes) -> None:
+            self._data = io.BytesIO(data)
+
+        def read(self, size: int = -1) -> bytes:
+            return self._data.read(size)
+
+    headers: list = []
+    CloseAfterUnreadBody(_read_with_readinto)(
+        {"wsgi.input": ReadOnly(b"z" * 10_000), "CONTENT_LENGTH": "10000"}, lambda s, h, e=None: headers.extend(h)
+    )
+
+    assert ("Connection", "close") not in headers

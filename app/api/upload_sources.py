@@ -19,6 +19,7 @@ from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData, Preamble
 
+from app.api.request_body import RequestBody
 from app.exceptions import BodyTimeout, Invalid, Malformed, Unsupported
 from app.services.incoming import FilePart, ReceivedUpload
 from app.storage.base import StagedFile
@@ -61,7 +62,7 @@ def _digest_from_header(request: Request) -> str | None:
     return raw.hex()
 
 
-def _read(stream, size: int) -> bytes:
+def _read(stream: RequestBody, size: int) -> bytes | bytearray:
     """Read from the request body; a body the server cannot decode (bad chunk framing) is 400,
     one that stops arriving for the idle timeout is 408."""
     try:
@@ -184,11 +185,10 @@ class MultipartUpload:
     def _pieces(self) -> Iterator[bytes | memoryview]:
         """The body in CHUNK_BYTES views, read READ_BYTES at a time, then b"" at its end.
 
-        Large reads keep the server's per-read cost low (gunicorn copies its whole read-ahead
-        buffer on every read); small pieces keep the decoder fast. The decoder copies what
-        it keeps, so views of the block are safe.
+        Large reads keep the per-read cost low (app/api/request_body.py); small pieces keep
+        the decoder fast. The decoder copies what it keeps, so views of the block are safe.
         """
-        stream = self.request.stream
+        stream = RequestBody(self.request)
         while block := _read(stream, READ_BYTES):
             view = memoryview(block)
             for start in range(0, len(block), CHUNK_BYTES):
@@ -256,7 +256,7 @@ class RawUpload:
         )
 
     def _chunks(self) -> Iterator[bytes]:
-        stream = self.request.stream
+        stream = RequestBody(self.request)
         received = 0
         while chunk := _read(stream, 1024 * 1024):
             received += len(chunk)
