@@ -220,11 +220,12 @@ class ResumableUploadService:
                 if offset != row.length:
                     raise Conflict(f"The upload is complete; its offset is {row.length}, not {offset}.")
                 return row
-            if offset != row.offset:
-                raise Conflict(f"The upload's offset is {row.offset}, not {offset}.")
             now = utcnow()
+            # Locked first: the offset may still move while another request writes.
             if row.lock_token is not None and row.locked_until is not None and row.locked_until > now:
                 raise Locked("Another request is writing this upload; try again shortly.")
+            if offset != row.offset:
+                raise Conflict(f"The upload's offset is {row.offset}, not {offset}.")
             token = secrets.token_hex(16)
             row.lock_token, row.locked_until = token, now + timedelta(seconds=LEASE_SECONDS)
             lease = _Lease(self, row.id, token, row.partial_id, row.length, row.offset, bytes(row.head))
