@@ -8,8 +8,8 @@ one ResumableUploadService call, headers out. When the last byte has arrived the
 ordinary one: that answer, and every later HEAD, names it in `Depot-Upload-Id` and
 `Content-Location`, which tus-js-client and Uppy can read (CORS exposes them).
 
-OPTIONS needs no token (browsers send it without one); every other method does, and must
-say `Tus-Resumable: 1.0.0` (412 otherwise).
+OPTIONS needs no token (browsers send it without one); every other method does, and the
+tus ones must say `Tus-Resumable: 1.0.0` (412 otherwise).
 """
 
 from __future__ import annotations
@@ -38,6 +38,17 @@ TUS_ENDPOINTS = {"api.tus_uploads", "api.tus_upload"}
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 METADATA = ResumableMetadataSchema()
 BLOCK_BYTES = 1024 * 1024
+TUS_RESUMABLE = {"Tus-Resumable": {"in": "header", "type": "string", "enum": [TUS_VERSION], "required": True}}
+UPLOAD_OFFSET = {"Upload-Offset": {"in": "header", "type": "integer", "minimum": 0, "required": True}}
+CREATION = {
+    **TUS_RESUMABLE,
+    "Upload-Length": {"in": "header", "type": "integer", "minimum": 1, "required": True},
+    "Upload-Metadata": {
+        "in": "header",
+        "type": "string",
+        "description": "tus metadata: `key base64value` pairs, comma-separated; `filename` is required.",
+    },
+}
 
 
 def _tus_headers(response: Response) -> Response:
@@ -114,8 +125,13 @@ class _TusResource(PublicResource):
     def dispatch_request(self, *args, **kwargs):
         if request.method == "OPTIONS":
             return super().dispatch_request(*args, **kwargs)
-        _require_tus_version()
-        return login_required(super().dispatch_request)(*args, **kwargs)
+        return login_required(self._dispatch_tus)(*args, **kwargs)
+
+    def _dispatch_tus(self, *args, **kwargs):
+        # After authentication (401 first); the JSON status (GET) is Depot's, not tus's.
+        if request.method != "GET":
+            _require_tus_version()
+        return super().dispatch_request(*args, **kwargs)
 
     def options(self, **_kwargs):
         """Describe the tus server: version, extensions, size limit, checksum algorithms."""
@@ -132,7 +148,7 @@ class _TusResource(PublicResource):
 
 @doc(tags=["resumable uploads"], security=[{"bearerAuth": []}])
 class TusUploads(_TusResource):
-    @doc(params={"Upload-Length": {"in": "header", "type": "integer", "required": True}})
+    @doc(params=CREATION)
     def post(self):
         """Create a resumable upload (tus creation; the body may carry its first bytes)."""
         if "Upload-Defer-Length" in request.headers:
@@ -170,6 +186,7 @@ class TusUploads(_TusResource):
 
 @doc(tags=["resumable uploads"], security=[{"bearerAuth": []}])
 class TusUpload(_TusResource):
+    @doc(params=TUS_RESUMABLE)
     def head(self, upload_id: str):
         """How far the upload has come (Upload-Offset); names the finished upload once complete."""
         return _empty(200, _upload_headers(self.resumable.status(current_principal(), upload_id)))
@@ -179,7 +196,7 @@ class TusUpload(_TusResource):
         """The upload's progress as JSON, with the finished upload once complete."""
         return self.resumable.describe(current_principal(), upload_id)
 
-    @doc(consumes=[OFFSET_CONTENT_TYPE])
+    @doc(consumes=[OFFSET_CONTENT_TYPE], params={**TUS_RESUMABLE, **UPLOAD_OFFSET})
     def patch(self, upload_id: str):
         """Append the body at Upload-Offset (tus core; Upload-Checksum optional)."""
         _offset_body()
@@ -196,6 +213,7 @@ class TusUpload(_TusResource):
             )
         return _empty(204, _upload_headers(row))
 
+    @doc(params=TUS_RESUMABLE)
     def delete(self, upload_id: str):
         """End the upload and remove its bytes (tus termination)."""
         self.resumable.terminate(current_principal(), upload_id)
