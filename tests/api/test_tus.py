@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
+from webtest import TestRequest
 
 from app.extensions import db
 from app.models import ResumableUpload, Upload
@@ -305,3 +307,36 @@ def test_errors_carry_tus_resumable(testapp, uploader_headers):
     missing = testapp.head(f"{TUS}/{'0' * 32}", headers={**V, **uploader_headers}, status=404)
 
     assert missing.headers["Tus-Resumable"] == "1.0.0"
+
+
+class _StallingBody(io.RawIOBase):
+    """A PATCH body that sends `data`, then stalls: the idle timeout fires (TimeoutError)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = self._data.readinto(buffer)
+        if not count:
+            raise TimeoutError("timed out")
+        return count
+
+
+def test_a_patch_that_stalls_ends_with_408_and_keeps_what_arrived(testapp, uploader_headers, create):
+    data = png_bytes(50_000)
+    location = path_of(create(uploader_headers, 100_000))
+    request = TestRequest.blank(
+        location,
+        method="PATCH",
+        headers={**V, **uploader_headers, "Upload-Offset": "0", "Content-Type": OFFSET_TYPE},
+    )
+    request.environ["CONTENT_LENGTH"] = "100000"
+    request.environ["wsgi.input"] = _StallingBody(data)  # one read per call, as gunicorn's
+
+    stalled = testapp.do_request(request, status=408)
+
+    assert stalled.json["error"] == "body_timeout"
+    assert testapp.head(location, headers={**V, **uploader_headers}).headers["Upload-Offset"] == "50000"
