@@ -20,6 +20,7 @@ removes it in the background once the store is back (app.storage.s3_leftovers).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
@@ -31,7 +32,16 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from app.attachments import content_disposition
 from app.storage import s3_leftovers
-from app.storage.base import FileStore, Intake, ObjectMissing, StagedFile, StorageError, StoredObject
+from app.storage.base import (
+    HEAD_BYTES,
+    PARTIAL_PREFIX,
+    FileStore,
+    Intake,
+    ObjectMissing,
+    StagedFile,
+    StorageError,
+    StoredObject,
+)
 from app.storage.pipeline import HashingWriter
 from app.storage.s3_client import (
     BOTO_FAILURES,
@@ -41,6 +51,7 @@ from app.storage.s3_client import (
     make_client,
 )
 from app.storage.s3_leftovers import Leftovers, remove_key
+from app.storage.s3_partials import TAIL_MARK, S3Partial, S3PartialWriter, new_partial_id, part_size_of
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 # S3 refuses parts under 5 MiB (except the last), and more than 10,000 parts.
@@ -247,12 +258,136 @@ class S3FileStore(FileStore):
 
     def discard_staged(self, staging_id: str) -> None:
         self._clean_up(self._staging_key(staging_id))
+        if staging_id.startswith(PARTIAL_PREFIX) and not self._remove_tails(self._partial(staging_id)):
+            # Still listed by iter_staged (its tails), so `storage check --repair` ends it.
+            log.warning("the tails of staged bytes %s could not be listed; left for `storage check`", staging_id)
 
     def delete(self, key: str) -> None:
         # Keys are never reused, so a delete that fails now is retried in the background: the
         # caller learns of the failure, and the file does not outlive the outage.
         if not self._clean_up(self._object_key(key), uploads=False):
             raise StorageError("delete failed: the store did not answer; retrying in the background")
+
+    # --- resumable uploads (the layout: app.storage.s3_partials) -----------------------------
+
+    def begin_partial(self) -> str:
+        partial_id = new_partial_id(self.part_size)
+        key = self._staging_key(partial_id)
+        try:
+            _required(self.client.create_multipart_upload(Bucket=self.bucket, Key=key), "UploadId", "staging")
+        except (*BOTO_FAILURES, StorageError) as error:
+            self._saw(error)
+            self._clean_up(key)
+            if isinstance(error, StorageError):
+                raise
+            raise StorageError(f"staging failed: {describe(error)}") from error
+        return partial_id
+
+    def open_partial(self, partial_id: str, offset: int) -> S3PartialWriter:
+        partial = self._partial(partial_id)
+        full, rest = divmod(offset, partial.part_size)
+        try:
+            upload_id = partial.upload_id()
+            if upload_id is None or self._sealed_size(partial) is not None:
+                upload_id = self._reopen_sealed(partial, offset, upload_id)
+            partial.full_parts(upload_id, full)
+            pending = partial.read_tail(full + 1, rest) if rest else b""
+        except BOTO_FAILURES as error:
+            self._saw(error)
+            raise StorageError(f"opening the staged bytes failed: {describe(error)}") from error
+        self._remove_tails(partial, up_to=full)  # their parts are whole and durable
+        return S3PartialWriter(partial, upload_id, offset, pending)
+
+    def seal_partial(self, partial_id: str, size: int, head: bytes) -> StagedFile:
+        partial = self._partial(partial_id)
+        full, rest = divmod(size, partial.part_size)
+        try:
+            upload_id = partial.upload_id()
+            if upload_id is None:
+                raise ObjectMissing("the upload's staged bytes are gone")
+            parts = partial.full_parts(upload_id, full)
+            if rest:
+                etag = partial.send_part(upload_id, full + 1, partial.read_tail(full + 1, rest))
+                parts.append({"PartNumber": full + 1, "ETag": etag})
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=partial.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+            # The whole file is read back to hash it: a hash state cannot follow the upload
+            # from replica to replica (hashlib's cannot be saved), and this hashes what the
+            # store holds, as the local store hashes its file.
+            sha256, actual = self._hash_object(partial.key)
+        except BOTO_FAILURES as error:
+            self._saw(error)
+            raise StorageError(f"sealing failed: {describe(error)}") from error
+        if actual != size:
+            raise StorageError(f"sealing failed: {actual} bytes staged, {size} expected")
+        self._remove_tails(partial)
+        return StagedFile(staging_id=partial_id, size=size, sha256=sha256, head=head[:HEAD_BYTES])
+
+    def _partial(self, partial_id: str) -> S3Partial:
+        return S3Partial(self.client, self.bucket, self._staging_key(partial_id), part_size_of(partial_id))
+
+    def _sealed_size(self, partial: S3Partial) -> int | None:
+        """The size of the object a sealed partial became, or None if it is not sealed."""
+        try:
+            reply = self.client.head_object(Bucket=self.bucket, Key=partial.key)
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise
+        return _required(reply, "ContentLength", "opening")
+
+    def _reopen_sealed(self, partial: S3Partial, offset: int, upload_id: str | None) -> str:
+        """A partial sealed whose finish then failed (the database, a lease lost): its client
+        sends the last bytes again, so the object becomes a partial again. Its whole parts are
+        copied, server-side, into a multipart upload (the one an interrupted reopening began,
+        if any); its tail is read from it; then the object goes."""
+        size = self._sealed_size(partial)
+        if size is None or size < offset:
+            raise ObjectMissing("the upload's staged bytes are gone")
+        if upload_id is None:
+            reply = self.client.create_multipart_upload(Bucket=self.bucket, Key=partial.key)
+            upload_id = _required(reply, "UploadId", "opening")
+        full, rest = divmod(offset, partial.part_size)
+        source = {"Bucket": self.bucket, "Key": partial.key}
+        for number in range(1, full + 1):
+            start = (number - 1) * partial.part_size
+            self.client.upload_part_copy(
+                Bucket=self.bucket,
+                Key=partial.key,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource=source,
+                CopySourceRange=f"bytes={start}-{start + partial.part_size - 1}",
+            )
+        if rest:
+            with S3ObjectReader(self.client, self.bucket, partial.key, full * partial.part_size) as reader:
+                partial.put_tail(full + 1, reader.read(rest))
+        self.client.delete_object(Bucket=self.bucket, Key=partial.key)
+        return upload_id
+
+    def _remove_tails(self, partial: S3Partial, up_to: int | None = None) -> bool:
+        """Remove a partial's tails (only those of parts up to `up_to`, if given); False if
+        they could not be listed. Each removal that fails is left to Leftovers."""
+        if s3_leftovers.clock() < self._hung_until:
+            return False
+        try:
+            tails = S3Partial(self.quick_client, self.bucket, partial.key, partial.part_size).tails()
+        except BOTO_FAILURES as error:
+            self._saw(error)
+            return False
+        for key, number in tails:
+            if up_to is None or number <= up_to:
+                self._clean_up(key, uploads=False)
+        return True
+
+    def _hash_object(self, key: str) -> tuple[str, int]:
+        digest, size = hashlib.sha256(), 0
+        with S3ObjectReader(self.client, self.bucket, key) as reader:
+            while block := reader.read(1024 * 1024):
+                digest.update(block)
+                size += len(block)
+        return digest.hexdigest(), size
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -293,16 +428,29 @@ class S3FileStore(FileStore):
         yield from self._listing(f"{self.prefix}objects/")
 
     def iter_staged(self) -> Iterator[StoredObject]:
+        """Staged objects, and multipart uploads not completed (a worker killed mid-upload, a
+        resumable upload in progress), which hold storage too. A resumable upload's tails
+        count with it: each staging id is listed once, with the bytes it holds."""
         prefix = f"{self.prefix}staging/"
-        yield from self._listing(prefix)
-        # Multipart uploads never completed (a worker killed mid-upload) hold storage too.
+        found: dict[str, StoredObject] = {}
+
+        def add(name: str, size: int, modified_at: datetime) -> None:
+            if not _SAFE_KEY.match(name):
+                return  # not ours
+            if name in found:
+                seen = found[name]
+                size, modified_at = seen.size + size, max(seen.modified_at, modified_at)
+            found[name] = StoredObject(key=name, size=size, modified_at=modified_at)
+
         try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    add(item["Key"][len(prefix) :].split(TAIL_MARK, 1)[0], item["Size"], item["LastModified"])
             for upload in self._multipart_uploads(prefix):
-                name = upload["Key"][len(prefix) :]
-                if _SAFE_KEY.match(name):
-                    yield StoredObject(key=name, size=0, modified_at=self._last_activity(upload))
+                add(upload["Key"][len(prefix) :], *self._upload_activity(upload))
         except BOTO_FAILURES as error:
             raise StorageError(f"listing failed: {describe(error)}") from error
+        yield from found.values()
 
     def check(self) -> None:
         """One HEAD of the bucket: the store answers, the credentials are accepted and the
@@ -397,17 +545,18 @@ class S3FileStore(FileStore):
         except BOTO_FAILURES as error:
             raise StorageError(f"listing failed: {describe(error)}") from error
 
-    def _last_activity(self, upload: dict) -> datetime:
-        """When a multipart upload last received a part: a slow upload still sending parts
-        is in progress, however long ago it started."""
-        latest = upload["Initiated"]
+    def _upload_activity(self, upload: dict) -> tuple[int, datetime]:
+        """The bytes a multipart upload holds, and when it last received a part: a slow upload
+        still sending parts is in progress, however long ago it started."""
+        size, latest = 0, upload["Initiated"]
         pages = self.client.get_paginator("list_parts").paginate(
             Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
         )
         for page in pages:
             for part in page.get("Parts", []):
+                size += part["Size"]
                 latest = max(latest, part["LastModified"])
-        return latest
+        return size, latest
 
     def _multipart_uploads(self, prefix: str) -> Iterator[dict]:
         for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
