@@ -9,11 +9,12 @@ import hashlib
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from app.extensions import db
 from app.models import ResumableUpload, Upload
 from app.models.base import utcnow
+from app.services.storage_audit import StorageAuditService
 from app.storage.s3 import MIN_PART_SIZE
 from app.transactions import manager
 from tests.helpers import S3_BUCKET, S3_SETTINGS, png_bytes, sha256_hex
@@ -365,3 +366,22 @@ def test_errors_carry_tus_resumable(testapp, uploader_headers):
     missing = testapp.head(f"{TUS}/{'0' * 32}", headers={**V, **uploader_headers}, status=404)
 
     assert missing.headers["Tus-Resumable"] == "1.0.0"
+
+
+def test_storage_check_counts_an_unfinished_upload_once_and_repairs_abandoned_bytes(
+    testapp, uploader_headers, create, app, stored
+):
+    location = path_of(create(uploader_headers, 12 * MIB))
+    patch(testapp, location, uploader_headers, 0, png_bytes(12 * MIB)[: 6 * MIB + 1])  # a part and a tail, on S3
+    with app.app_context(), manager:
+        partial_id = db.session.scalar(select(ResumableUpload.partial_id))
+    with app.app_context():
+        audit = app.injector.get(StorageAuditService)
+        in_progress = audit.check(grace_seconds=0)
+        with manager:  # the row is lost (say, restored from an older backup); its bytes stay
+            db.session.execute(delete(ResumableUpload))
+        repaired = audit.check(grace_seconds=0, repair=True)
+
+    assert (in_progress.resumable, in_progress.stale_staged, in_progress.consistent) == ([partial_id], [], True)
+    assert (repaired.stale_staged, repaired.removed, repaired.consistent) == ([partial_id], [partial_id], True)
+    assert stored() == {"objects": [], "staging": []}
