@@ -65,7 +65,7 @@ def offset_of(client: Api, path: str) -> int:
 
 
 def leftovers(topology, key: str) -> list[str]:
-    """What the bucket still holds of an upload's staged bytes: objects (its tails, the
+    """What the bucket still holds of an upload's staged bytes: objects (its segments, the
     sealed file) and its multipart upload."""
     return [k for k in topology.bucket_keys() + topology.unfinished_multipart_uploads() if k.startswith(key)]
 

@@ -51,7 +51,7 @@ from app.storage.s3_client import (
     make_client,
 )
 from app.storage.s3_leftovers import Leftovers, remove_key
-from app.storage.s3_partials import TAIL_MARK, S3Partial, S3PartialWriter, new_partial_id, part_size_of
+from app.storage.s3_partials import S3Partial, S3PartialWriter, new_partial_id, part_size_of
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 # S3 refuses parts under 5 MiB (except the last), and more than 10,000 parts.
@@ -258,9 +258,9 @@ class S3FileStore(FileStore):
 
     def discard_staged(self, staging_id: str) -> None:
         self._clean_up(self._staging_key(staging_id))
-        if staging_id.startswith(PARTIAL_PREFIX) and not self._remove_tails(self._partial(staging_id)):
-            # Still listed by iter_staged (its tails), so `storage check --repair` ends it.
-            log.warning("the tails of staged bytes %s could not be listed; left for `storage check`", staging_id)
+        if staging_id.startswith(PARTIAL_PREFIX) and not self._remove_extras(self._partial(staging_id)):
+            # Still listed by iter_staged (by those objects), so `storage check --repair` ends it.
+            log.warning("the objects of staged bytes %s could not be listed; left for `storage check`", staging_id)
 
     def delete(self, key: str) -> None:
         # Keys are never reused, so a delete that fails now is retried in the background: the
@@ -291,11 +291,19 @@ class S3FileStore(FileStore):
             if upload_id is None or self._sealed_size(partial) is not None:
                 upload_id = self._reopen_sealed(partial, offset, upload_id)
             partial.full_parts(upload_id, full)
-            pending = partial.read_tail(full + 1, rest) if rest else b""
+            pending, path, segments = partial.restore(offset)
+            if len(path) > 1:  # one segment in their place: the next opening reads one object
+                partial.put_segment(offset - rest, pending)
         except BOTO_FAILURES as error:
             self._saw(error)
             raise StorageError(f"opening the staged bytes failed: {describe(error)}") from error
-        self._remove_tails(partial, up_to=full)  # their parts are whole and durable
+        # Segments below the offset but the first are done with: older parts' (whole and
+        # durable now) and those just merged. Those at or past it (a killed request's) are
+        # not: this writer may put its own under those names, which a removal left to
+        # Leftovers in the background could then take; they are never read (see above).
+        for start, (key, _size) in segments.items():
+            if start < offset and start not in path[:1]:
+                self._clean_up(key, uploads=False)
         return S3PartialWriter(partial, upload_id, offset, pending)
 
     def seal_partial(self, partial_id: str, size: int, head: bytes) -> StagedFile:
@@ -307,7 +315,7 @@ class S3FileStore(FileStore):
                 raise ObjectMissing("the upload's staged bytes are gone")
             parts = partial.full_parts(upload_id, full)
             if rest:
-                etag = partial.send_part(upload_id, full + 1, partial.read_tail(full + 1, rest))
+                etag = partial.send_part(upload_id, full + 1, partial.restore(size)[0])
                 parts.append({"PartNumber": full + 1, "ETag": etag})
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=partial.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
@@ -321,7 +329,7 @@ class S3FileStore(FileStore):
             raise StorageError(f"sealing failed: {describe(error)}") from error
         if actual != size:
             raise StorageError(f"sealing failed: {actual} bytes staged, {size} expected")
-        self._remove_tails(partial)
+        self._remove_extras(partial)
         return StagedFile(staging_id=partial_id, size=size, sha256=sha256, head=head[:HEAD_BYTES])
 
     def _partial(self, partial_id: str) -> S3Partial:
@@ -341,7 +349,7 @@ class S3FileStore(FileStore):
         """A partial sealed whose finish then failed (the database, a lease lost): its client
         sends the last bytes again, so the object becomes a partial again. Its whole parts are
         copied, server-side, into a multipart upload (the one an interrupted reopening began,
-        if any); its tail is read from it; then the object goes."""
+        if any); the bytes of its last part become a segment; then the object goes."""
         size = self._sealed_size(partial)
         if size is None or size < offset:
             raise ObjectMissing("the upload's staged bytes are gone")
@@ -352,7 +360,7 @@ class S3FileStore(FileStore):
         source = {"Bucket": self.bucket, "Key": partial.key}
         for number in range(1, full + 1):
             start = (number - 1) * partial.part_size
-            self.client.upload_part_copy(
+            reply = self.client.upload_part_copy(
                 Bucket=self.bucket,
                 Key=partial.key,
                 UploadId=upload_id,
@@ -360,25 +368,25 @@ class S3FileStore(FileStore):
                 CopySource=source,
                 CopySourceRange=f"bytes={start}-{start + partial.part_size - 1}",
             )
+            partial.record_part(number, _required(_required(reply, "CopyPartResult", "opening"), "ETag", "opening"))
         if rest:
             with S3ObjectReader(self.client, self.bucket, partial.key, full * partial.part_size) as reader:
-                partial.put_tail(full + 1, reader.read(rest))
+                partial.put_segment(offset - rest, _read_exactly(reader, rest))
         self.client.delete_object(Bucket=self.bucket, Key=partial.key)
         return upload_id
 
-    def _remove_tails(self, partial: S3Partial, up_to: int | None = None) -> bool:
-        """Remove a partial's tails (only those of parts up to `up_to`, if given); False if
-        they could not be listed. Each removal that fails is left to Leftovers."""
+    def _remove_extras(self, partial: S3Partial) -> bool:
+        """Remove a partial's objects beside its multipart upload (segments, part records);
+        False if they could not be listed. Each removal that fails is left to Leftovers."""
         if s3_leftovers.clock() < self._hung_until:
             return False
         try:
-            tails = S3Partial(self.quick_client, self.bucket, partial.key, partial.part_size).tails()
+            extras = S3Partial(self.quick_client, self.bucket, partial.key, partial.part_size).extras()
         except BOTO_FAILURES as error:
             self._saw(error)
             return False
-        for key, number in tails:
-            if up_to is None or number <= up_to:
-                self._clean_up(key, uploads=False)
+        for key in extras:
+            self._clean_up(key, uploads=False)
         return True
 
     def _hash_object(self, key: str) -> tuple[str, int]:
@@ -429,8 +437,9 @@ class S3FileStore(FileStore):
 
     def iter_staged(self) -> Iterator[StoredObject]:
         """Staged objects, and multipart uploads not completed (a worker killed mid-upload, a
-        resumable upload in progress), which hold storage too. A resumable upload's tails
-        count with it: each staging id is listed once, with the bytes it holds."""
+        resumable upload in progress), which hold storage too. A resumable upload's other
+        objects (`<id>.<...>`: app.storage.s3_partials) count with it: each staging id is
+        listed once, with the bytes it holds."""
         prefix = f"{self.prefix}staging/"
         found: dict[str, StoredObject] = {}
 
@@ -445,7 +454,7 @@ class S3FileStore(FileStore):
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    add(item["Key"][len(prefix) :].split(TAIL_MARK, 1)[0], item["Size"], item["LastModified"])
+                    add(item["Key"][len(prefix) :].split(".", 1)[0], item["Size"], item["LastModified"])
             for upload in self._multipart_uploads(prefix):
                 add(upload["Key"][len(prefix) :], *self._upload_activity(upload))
         except BOTO_FAILURES as error:
@@ -561,6 +570,15 @@ class S3FileStore(FileStore):
     def _multipart_uploads(self, prefix: str) -> Iterator[dict]:
         for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
             yield from page.get("Uploads", [])
+
+
+def _read_exactly(reader: S3ObjectReader, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size and (block := reader.read(size - len(data))):
+        data += block
+    if len(data) < size:
+        raise StorageError(f"opening failed: the staged object ended after {len(data)} of {size} bytes")
+    return bytes(data)
 
 
 class _StagingUpload:

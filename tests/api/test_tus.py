@@ -372,7 +372,7 @@ def test_storage_check_counts_an_unfinished_upload_once_and_repairs_abandoned_by
     testapp, uploader_headers, create, app, stored
 ):
     location = path_of(create(uploader_headers, 12 * MIB))
-    patch(testapp, location, uploader_headers, 0, png_bytes(12 * MIB)[: 6 * MIB + 1])  # a part and a tail, on S3
+    patch(testapp, location, uploader_headers, 0, png_bytes(12 * MIB)[: 6 * MIB + 1])  # a part and a segment, on S3
     with app.app_context(), manager:
         partial_id = db.session.scalar(select(ResumableUpload.partial_id))
     with app.app_context():
