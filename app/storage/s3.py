@@ -50,6 +50,7 @@ from app.storage.s3_client import (
     is_not_found,
     make_client,
 )
+from app.storage.s3_client import required as _required
 from app.storage.s3_leftovers import Leftovers, remove_key
 from app.storage.s3_partials import S3Partial, S3PartialWriter, new_partial_id, part_size_of
 
@@ -71,15 +72,6 @@ log = logging.getLogger(__name__)
 # After a timeout, cleanups skip the store for this long and go straight to Leftovers: a
 # request that already waited for one timed-out call must not wait for its cleanups too.
 HUNG_SECONDS = 5.0
-
-
-def _required(reply: dict, name: str, operation: str) -> Any:
-    """A field S3 always answers with. Without it the reply was garbled or cut short (seen
-    under a network fault): a failure of the store, not of Depot."""
-    try:
-        return reply[name]
-    except KeyError:
-        raise StorageError(f"{operation} failed: the store's reply has no {name}") from None
 
 
 class S3ObjectReader:
@@ -288,8 +280,8 @@ class S3FileStore(FileStore):
         full, rest = divmod(offset, partial.part_size)
         try:
             upload_id = partial.upload_id()
-            if upload_id is None or self._sealed_size(partial) is not None:
-                upload_id = self._reopen_sealed(partial, offset, upload_id)
+            if upload_id is None or partial.sealed_size() is not None:
+                upload_id = partial.reopen_sealed(offset, upload_id)
             partial.full_parts(upload_id, full)
             pending, path, segments = partial.restore(offset)
             if len(path) > 1:  # one segment in their place: the next opening reads one object
@@ -334,46 +326,6 @@ class S3FileStore(FileStore):
 
     def _partial(self, partial_id: str) -> S3Partial:
         return S3Partial(self.client, self.bucket, self._staging_key(partial_id), part_size_of(partial_id))
-
-    def _sealed_size(self, partial: S3Partial) -> int | None:
-        """The size of the object a sealed partial became, or None if it is not sealed."""
-        try:
-            reply = self.client.head_object(Bucket=self.bucket, Key=partial.key)
-        except ClientError as error:
-            if is_not_found(error):
-                return None
-            raise
-        return _required(reply, "ContentLength", "opening")
-
-    def _reopen_sealed(self, partial: S3Partial, offset: int, upload_id: str | None) -> str:
-        """A partial sealed whose finish then failed (the database, a lease lost): its client
-        sends the last bytes again, so the object becomes a partial again. Its whole parts are
-        copied, server-side, into a multipart upload (the one an interrupted reopening began,
-        if any); the bytes of its last part become a segment; then the object goes."""
-        size = self._sealed_size(partial)
-        if size is None or size < offset:
-            raise ObjectMissing("the upload's staged bytes are gone")
-        if upload_id is None:
-            reply = self.client.create_multipart_upload(Bucket=self.bucket, Key=partial.key)
-            upload_id = _required(reply, "UploadId", "opening")
-        full, rest = divmod(offset, partial.part_size)
-        source = {"Bucket": self.bucket, "Key": partial.key}
-        for number in range(1, full + 1):
-            start = (number - 1) * partial.part_size
-            reply = self.client.upload_part_copy(
-                Bucket=self.bucket,
-                Key=partial.key,
-                UploadId=upload_id,
-                PartNumber=number,
-                CopySource=source,
-                CopySourceRange=f"bytes={start}-{start + partial.part_size - 1}",
-            )
-            partial.record_part(number, _required(_required(reply, "CopyPartResult", "opening"), "ETag", "opening"))
-        if rest:
-            with S3ObjectReader(self.client, self.bucket, partial.key, full * partial.part_size) as reader:
-                partial.put_segment(offset - rest, _read_exactly(reader, rest))
-        self.client.delete_object(Bucket=self.bucket, Key=partial.key)
-        return upload_id
 
     def _remove_extras(self, partial: S3Partial) -> bool:
         """Remove a partial's objects beside its multipart upload (segments, part records);
@@ -570,15 +522,6 @@ class S3FileStore(FileStore):
     def _multipart_uploads(self, prefix: str) -> Iterator[dict]:
         for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
             yield from page.get("Uploads", [])
-
-
-def _read_exactly(reader: S3ObjectReader, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size and (block := reader.read(size - len(data))):
-        data += block
-    if len(data) < size:
-        raise StorageError(f"opening failed: the staged object ended after {len(data)} of {size} bytes")
-    return bytes(data)
 
 
 class _StagingUpload:

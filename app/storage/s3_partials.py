@@ -37,7 +37,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from app.storage.base import PARTIAL_PREFIX, ObjectMissing, StorageError
-from app.storage.s3_client import BOTO_FAILURES, describe, is_not_found
+from app.storage.s3_client import BOTO_FAILURES, describe, is_not_found, required
 
 _PARTIAL_ID = re.compile(rf"^{PARTIAL_PREFIX}[0-9a-f]{{32}}-([1-9][0-9]{{6,9}})$")
 SEGMENT_MARK = ".seg-"
@@ -167,18 +167,57 @@ class S3Partial:
     def put_segment(self, start: int, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=segment_key(self.key, start), Body=data)
 
-    def _read(self, key: str, length: int) -> bytes:
+    def _read(self, key: str, length: int, start: int = 0) -> bytes:
         try:
-            data = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}")["Body"].read()
+            reply = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
+            data = reply["Body"].read()
         except ClientError as error:
             if is_not_found(error) or error.response.get("Error", {}).get("Code") == "InvalidRange":
-                raise ObjectMissing("a segment of the staged bytes is gone") from error
+                raise ObjectMissing("some of the staged bytes are gone") from error
             raise
         except KeyError:
             raise StorageError("opening failed: the store's reply has no Body") from None
         if len(data) < length:
-            raise ObjectMissing(f"a segment of the staged bytes is {len(data)} bytes, not {length}")
+            raise ObjectMissing(f"{len(data)} staged bytes found where {length} were expected")
         return data[:length]
+
+    def sealed_size(self) -> int | None:
+        """The size of the object a sealed partial became, or None if it is not sealed."""
+        try:
+            reply = self.client.head_object(Bucket=self.bucket, Key=self.key)
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise
+        return required(reply, "ContentLength", "opening")
+
+    def reopen_sealed(self, offset: int, upload_id: str | None) -> str:
+        """A partial sealed whose finish then failed (the database, a lease lost): its client
+        sends the last bytes again, so the object becomes a partial again. Its whole parts are
+        copied, server-side, into a multipart upload (the one an interrupted reopening began,
+        if any); the bytes of its last part become a segment; then the object goes."""
+        size = self.sealed_size()
+        if size is None or size < offset:
+            raise ObjectMissing("the upload's staged bytes are gone")
+        if upload_id is None:
+            reply = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)
+            upload_id = required(reply, "UploadId", "opening")
+        full, rest = divmod(offset, self.part_size)
+        for number in range(1, full + 1):
+            start = (number - 1) * self.part_size
+            reply = self.client.upload_part_copy(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": self.key},
+                CopySourceRange=f"bytes={start}-{start + self.part_size - 1}",
+            )
+            self.record_part(number, required(required(reply, "CopyPartResult", "opening"), "ETag", "opening"))
+        if rest:
+            self.put_segment(offset - rest, self._read(self.key, rest, start=offset - rest))
+        self.client.delete_object(Bucket=self.bucket, Key=self.key)
+        return upload_id
 
     def send_part(self, upload_id: str, number: int, data: bytes) -> str:
         reply = self.client.upload_part(
