@@ -20,6 +20,8 @@ import pytest
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TOPOLOGY_BUCKET, Api
 from processes import wait_until
 
+from app.storage.s3 import S3FileStore
+
 PASSWORD = "tus on s3 password"
 MIB = 1024 * 1024
 TUS = "/api/v1/tus"
@@ -146,3 +148,35 @@ def test_a_worker_killed_mid_patch_leaves_an_upload_the_other_replica_continues(
     assert sha256(downloaded.content) == sha256(data)
     assert leftovers(topology, key) == []
     assert wait_until(lambda: len(replica.worker_pids()) == 2, 30), "gunicorn did not replace the killed worker"
+
+
+def test_on_seaweedfs_a_part_sent_twice_counts_once_and_a_sealed_partial_is_taken_up_again(topology):
+    """The store alone against the real S3 server, for what moto does not do as SeaweedFS
+    does: a part number sent twice is listed twice; a multipart upload copies its parts from
+    the object at its own key."""
+    prefix = f"store-{uuid.uuid4().hex[:8]}"
+    store = S3FileStore(TOPOLOGY_BUCKET, prefix=prefix, part_size=5 * MIB, client=topology.s3, background_cleanup=False)
+    data = png(13 * MIB)
+    partial_id = store.begin_partial()
+    killed = store.open_partial(partial_id, 0)
+    killed.write(data[: 2 * MIB])
+    durable = killed.sync()
+    killed.write(os.urandom(4 * MIB))  # part 1 goes up with other bytes; then the worker dies
+    writer = store.open_partial(partial_id, durable)
+    writer.write(data[durable:])  # part 1 again, and part 2
+    assert writer.sync() == len(data)
+    store.seal_partial(partial_id, len(data), b"")
+    # The commit after sealing failed: the client sends the rest again from the row's offset.
+    resumed_at = 8 * MIB + 17
+    writer = store.open_partial(partial_id, resumed_at)
+    writer.write(data[resumed_at:])
+    assert writer.sync() == len(data)
+
+    staged = store.seal_partial(partial_id, len(data), b"")
+    store.promote(staged, "k" * 32)
+
+    assert staged.sha256 == sha256(data)
+    with store.open("k" * 32) as handle:
+        assert sha256(handle.read()) == sha256(data)
+    assert [k for k in topology.bucket_keys() if k.startswith(prefix)] == [f"{prefix}/objects/{'k' * 32}"]
+    assert [k for k in topology.unfinished_multipart_uploads() if k.startswith(prefix)] == []

@@ -7,6 +7,10 @@ durable, so no fsync is needed. Bytes are sent as a multipart upload in parts of
 as they arrive, from a second thread (app.storage.pipeline), so an upload holds about one
 part and a few queued chunks in memory whatever the file's size.
 
+A resumable (tus) upload's bytes arrive across requests and replicas: `staging/<partial id>`
+is then a multipart upload that stays open between requests, with small objects beside it
+for the bytes not yet in a whole part (app.storage.s3_partials).
+
 Every botocore failure (network, credentials, a 5xx of the store, a timeout) becomes
 StorageError, which the data manager and the API already treat as "the store failed; nothing
 was kept".
