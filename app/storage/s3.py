@@ -410,7 +410,10 @@ class S3FileStore(FileStore):
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    add(item["Key"][len(prefix) :].split(".", 1)[0], item["Size"], item["LastModified"])
+                    name = item["Key"][len(prefix) :]
+                    if name.startswith(PARTIAL_PREFIX):
+                        name = name.split(".", 1)[0]  # a partial's segment or part record
+                    add(name, item["Size"], item["LastModified"])
             for upload in self._multipart_uploads(prefix):
                 add(upload["Key"][len(prefix) :], *self._upload_activity(upload))
         except BOTO_FAILURES as error:
