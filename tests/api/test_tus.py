@@ -487,3 +487,21 @@ def test_a_patch_that_lost_its_lease_while_stalled_writes_nothing_more(
         row = db.session.scalar(select(ResumableUpload))
     assert (row.lock_token, row.offset) == ("y" * 32, 0)  # the new holder's, and nothing recorded
     assert store_work_after == []  # not even a sync of what it had written before
+
+
+def test_storage_check_repair_removes_expired_uploads_and_their_bytes(testapp, uploader_headers, create, app, stored):
+    location = path_of(create(uploader_headers, 12 * MIB))
+    patch(testapp, location, uploader_headers, 0, png_bytes(12 * MIB)[: 6 * MIB + 1])
+    with app.app_context(), manager:
+        upload_id = db.session.scalar(select(ResumableUpload.id))
+        db.session.execute(update(ResumableUpload).values(expires_at=utcnow() - timedelta(seconds=1)))
+    with app.app_context():
+        audit = app.injector.get(StorageAuditService)
+        found = audit.check(grace_seconds=0)
+        repaired = audit.check(grace_seconds=0, repair=True)
+        rows = db.session.scalar(select(func.count()).select_from(ResumableUpload))
+
+    assert (found.expired_resumable, found.consistent) == ([upload_id], False)
+    assert upload_id in repaired.removed and repaired.consistent
+    assert rows == 0
+    assert stored() == {"objects": [], "staging": []}
