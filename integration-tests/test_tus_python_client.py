@@ -91,9 +91,10 @@ def test_an_upload_in_many_patches_with_checksums(server, uploader, tmp_path):
 
 @pytest.fixture
 def lone_worker(server, server_env, tmp_path):
-    """Depot under gunicorn with one worker, beside `server`: the same database and secret
-    (so the same tokens), files of its own."""
-    replica = Gunicorn("lone", {**server_env, "DATA_DIR": str(tmp_path / "data")}, tmp_path, workers=1)
+    """Depot under gunicorn with one worker, beside `server` as a second replica: the same
+    database, files and secret (so the same tokens). (Files of its own would leave rows
+    whose files the session server's `storage check` cannot find.)"""
+    replica = Gunicorn("lone", server_env, tmp_path, workers=1)
     yield replica
     replica.stop()
 
