@@ -64,7 +64,10 @@ def after(marks: list[dict], kind: str) -> list[dict]:
     return marks[index + 1 :]
 
 
-def test_uppy_in_chromium_pauses_and_resumes_through_nginx_across_both_replicas(topology, uploader, tmp_path):
+def upload_paused_and_resumed(base_url: str, uploader: Api, tmp_path: Path) -> str:
+    """Upload a file with Uppy in Chromium to the Depot at `base_url`, paused midway then
+    resumed; check that it resumed rather than restarted and that the finished upload it names
+    holds the file. The upload's tus path."""
     source, source_sha256 = write_source(tmp_path)
 
     with chromium_context(tmp_path / "chromium-profile") as context:
@@ -74,7 +77,7 @@ def test_uppy_in_chromium_pauses_and_resumes_through_nginx_across_both_replicas(
         page.evaluate(
             "options => depot.configure(options)",
             {
-                "endpoint": f"{topology.proxy.url}/api/v1/tus",
+                "endpoint": f"{base_url}/api/v1/tus",
                 "token": uploader.token,
                 "chunkSize": CHUNK,
                 "pauseAtBytes": PAUSE_AT,
@@ -117,6 +120,11 @@ def test_uppy_in_chromium_pauses_and_resumes_through_nginx_across_both_replicas(
     download = uploader.get(f"/api/v1/uploads/{upload_id}/content")
     assert download.status_code == 200
     assert hashlib.sha256(download.content).hexdigest() == source_sha256
+    return tus_path
+
+
+def test_uppy_in_chromium_pauses_and_resumes_through_nginx_across_both_replicas(topology, uploader, tmp_path):
+    tus_path = upload_paused_and_resumed(topology.proxy.url, uploader, tmp_path)
 
     # nginx sent this upload's PATCHes to both replicas.
     patched_by = {
