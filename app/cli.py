@@ -85,7 +85,9 @@ def _duration(seconds: int) -> str:
 
 
 @storage_cli.command("check")
-@click.option("--repair", is_flag=True, help="Remove files without a row and abandoned staged files.")
+@click.option(
+    "--repair", is_flag=True, help="Remove files without a row, abandoned staged files and expired resumable uploads."
+)
 @click.option("--quick", is_flag=True, help="Compare sizes only; skip re-hashing every file.")
 @click.option(
     "--grace",
@@ -110,6 +112,7 @@ def storage_check(repair: bool, quick: bool, grace: int) -> None:
         ("upload rows whose file is corrupt (size or SHA-256 differs)", report.corrupt),
         ("files without an upload row", report.orphans),
         ("abandoned staged files", report.stale_staged),
+        ("expired resumable uploads", report.expired_resumable),
         *([("removed by --repair", report.removed)] if repair else []),
     ):
         click.echo(f"{label}: {len(items)}")
@@ -119,6 +122,7 @@ def storage_check(repair: bool, quick: bool, grace: int) -> None:
         hint = " (they may be uploads in progress; --grace 0 checks them too)" if report.too_young else ""
         young = len(report.too_young)
         click.echo(f"files younger than the {_duration(grace)} grace period, not checked: {young}{hint}")
+    click.echo(f"resumable uploads in progress (their staged bytes are kept): {len(report.resumable)}")
     click.echo("consistent" if report.consistent else "NOT consistent")
     if not report.consistent:
         sys.exit(1)

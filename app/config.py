@@ -158,6 +158,9 @@ class Config:
             )
         )
         self.USER_QUOTA_BYTES = env.int("USER_QUOTA_BYTES", None)
+        # A resumable (tus) upload unfinished this long after its creation is removed, bytes
+        # and all (Upload-Expires tells clients when).
+        self.RESUMABLE_UPLOAD_EXPIRY_SECONDS = env.int("RESUMABLE_UPLOAD_EXPIRY_SECONDS", 86400)
         # An upload whose body sends nothing for this long is ended (408), its bytes removed,
         # so a stalled client does not keep a server thread.
         self.BODY_IDLE_TIMEOUT_SECONDS = env.int("BODY_IDLE_TIMEOUT_SECONDS", 30)
@@ -224,6 +227,10 @@ class Config:
             found.append("DOWNLOAD_REDIRECT=presigned needs STORAGE_BACKEND=s3")
         if self.DATABASE_TIMEOUT_SECONDS <= 0:
             found.append(f"DATABASE_TIMEOUT_SECONDS must be more than 0, got {self.DATABASE_TIMEOUT_SECONDS}")
+        if self.RESUMABLE_UPLOAD_EXPIRY_SECONDS <= 0:
+            found.append(
+                f"RESUMABLE_UPLOAD_EXPIRY_SECONDS must be more than 0, got {self.RESUMABLE_UPLOAD_EXPIRY_SECONDS}"
+            )
         if self.BODY_IDLE_TIMEOUT_SECONDS <= 0:
             found.append(f"BODY_IDLE_TIMEOUT_SECONDS must be more than 0, got {self.BODY_IDLE_TIMEOUT_SECONDS}")
         for name in ("MAX_CONCURRENT_UPLOADS_PER_ACCOUNT", "MAX_CONCURRENT_UPLOADS_PER_ADDRESS"):

@@ -29,6 +29,10 @@ STATUS: dict[type[exc.DepotError], int] = {
     exc.Forbidden: 403,
     exc.NotFound: 404,
     exc.Conflict: 409,
+    exc.Gone: 410,
+    exc.TusVersionUnsupported: 412,
+    exc.Locked: 423,
+    exc.ChecksumMismatch: 460,
     exc.TooLarge: 413,
     exc.Unsupported: 415,
     exc.TooManyUploads: 429,
@@ -78,6 +82,8 @@ def handle_domain_error(error: exc.DepotError) -> Response:
     response = error_response(_status_for(error), error.code, error.message, error.fields)
     if isinstance(error, exc.TooManyUploads):
         response.headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, exc.TusVersionUnsupported):
+        response.headers["Tus-Version"] = error.supported
     return response
 
 

@@ -78,6 +78,37 @@ class Conflict(DepotError):
     default_message = "The request conflicts with the current state."
 
 
+class Gone(DepotError):
+    """The resource existed and has expired (a resumable upload past its Upload-Expires)."""
+
+    code = "gone"
+    default_message = "The resource has expired."
+
+
+class Locked(DepotError):
+    """Another request is changing the resource right now (a PATCH of the same resumable upload)."""
+
+    code = "locked"
+    default_message = "The resource is being changed by another request; try again shortly."
+
+
+class ChecksumMismatch(DepotError):
+    """A tus PATCH body whose Upload-Checksum did not match: its bytes were not kept."""
+
+    code = "checksum_mismatch"
+    default_message = "The body does not match its checksum."
+
+
+class TusVersionUnsupported(DepotError):
+    """A tus request without `Tus-Resumable: <supported>`; the answer names the version."""
+
+    code = "tus_version_unsupported"
+
+    def __init__(self, supported: str) -> None:
+        super().__init__(f"Send Tus-Resumable: {supported}; it is the tus version this server speaks.")
+        self.supported = supported
+
+
 class TooLarge(DepotError):
     """A size or quota limit would be exceeded."""
 

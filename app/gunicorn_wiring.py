@@ -225,6 +225,17 @@ def patch_gunicorn() -> None:
         Body.readinto = _body_readinto
 
 
+def _status_of(resp) -> int | None:
+    """The answer's status. gunicorn's own error answers (a request it refused: 400) are
+    Responses it never started, with `status` set and no `status_code`: reading that crashed
+    the access log, and gunicorn answered 500 instead of 400."""
+    code = getattr(resp, "status_code", None)
+    if code is None and isinstance(getattr(resp, "status", None), str):
+        head = resp.status.split(" ", 1)[0]
+        code = int(head) if head.isdigit() else None
+    return code
+
+
 class JsonLogger(Logger):
     """Gunicorn's logger with one JSON object per line for both the error and access logs."""
 
@@ -254,7 +265,7 @@ class JsonLogger(Logger):
             "request_id": headers.get("x-request-id", "-"),
             "method": environ.get("REQUEST_METHOD"),
             "path": redact(environ.get("PATH_INFO", "")),
-            "status": resp.status_code,
+            "status": _status_of(resp),
             "bytes_sent": getattr(resp, "sent", None),
             "duration_ms": round(request_time.total_seconds() * 1000, 3),
             "remote_addr": environ.get("REMOTE_ADDR"),

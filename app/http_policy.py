@@ -29,6 +29,15 @@ CORS_ALLOW_HEADERS = [
     "If-Range",
     "Range",
     "X-Request-ID",
+    # tus (app/api/tus.py)
+    "Tus-Resumable",
+    "Upload-Length",
+    "Upload-Offset",
+    "Upload-Metadata",
+    "Upload-Checksum",
+    "Upload-Defer-Length",
+    "Upload-Concat",
+    "X-HTTP-Method-Override",
 ]
 # Response headers a browser client may read beyond the CORS-safelisted ones.
 CORS_EXPOSE_HEADERS = [
@@ -42,6 +51,19 @@ CORS_EXPOSE_HEADERS = [
     "X-RateLimit-Limit",
     "X-RateLimit-Remaining",
     "X-RateLimit-Reset",
+    # tus (app/api/tus.py), and the finished upload it names
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Metadata",
+    "Upload-Expires",
+    "Upload-Checksum",
+    "Depot-Upload-Id",
+    "Content-Location",
 ]
 CORS_MAX_AGE_SECONDS = 600
 

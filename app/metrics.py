@@ -52,6 +52,23 @@ UPLOAD_SLOT_ERRORS = Counter(
 )
 
 
+RESUMABLE_CREATED = Counter("depot_resumable_uploads_created_total", "Resumable (tus) uploads created.")
+RESUMABLE_FINISHED = Counter("depot_resumable_uploads_finished_total", "Resumable (tus) uploads committed as uploads.")
+RESUMABLE_BYTES = Counter("depot_resumable_upload_bytes_total", "Bytes received by tus PATCH requests, kept or not.")
+
+
+def resumable_upload_created() -> None:
+    RESUMABLE_CREATED.inc()
+
+
+def resumable_upload_finished() -> None:
+    RESUMABLE_FINISHED.inc()
+
+
+def resumable_bytes_received(count: int) -> None:
+    RESUMABLE_BYTES.inc(count)
+
+
 def upload_committed(size: int) -> None:
     UPLOADS.inc()
     UPLOAD_BYTES.inc(size)

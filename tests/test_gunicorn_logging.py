@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import uuid
 from datetime import timedelta
@@ -152,6 +153,24 @@ def test_bytes_sent_counts_every_kind_of_download(depot_under_gunicorn):
         record = access_record(server, request_id)
 
         assert (record["status"], record["bytes_sent"]) == (status, size), name
+
+
+def test_a_request_gunicorn_refuses_is_a_400_with_its_access_line(depot_under_gunicorn):
+    server, _headers = depot_under_gunicorn
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        # Both framings at once: gunicorn refuses the request before the app sees it.
+        connection.sendall(
+            b"PATCH /api/v1/tus/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
+        answer = connection.recv(4096)
+
+    assert answer.startswith(b"HTTP/1.1 400")
+    records = wait_until(
+        lambda: [r for r in lines_of(server.log()) if r.get("logger") == "gunicorn.access" and r["status"] == 400]
+    )
+    assert records and records[-1]["method"] == "PATCH"
 
 
 def test_every_line_gunicorn_and_the_app_write_is_json_with_one_time_format(depot_under_gunicorn):

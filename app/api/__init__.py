@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from werkzeug.routing import UnicodeConverter
 
-from app.api import api_tokens, auth, health, uploads, users
+from app.api import api_tokens, auth, health, tus, uploads, users
 from app.exceptions import NotFound
 from app.openapi import DepotApiSpec
 
@@ -37,6 +37,8 @@ API_ROUTES = [
     ("/uploads/<uuid:upload_id>/links", "upload_links", uploads.UploadLinks),
     ("/uploads/<filename>", "upload_raw", uploads.UploadRaw),
     ("/links/<token>", "shared_content", uploads.SharedContent),
+    ("/tus", "tus_uploads", tus.TusUploads),
+    ("/tus/<upload_id>", "tus_upload", tus.TusUpload),
 ]
 
 
@@ -73,6 +75,7 @@ def register_api(app: Flask) -> None:
         blueprint.add_url_rule(rule, view_func=resource.as_view(endpoint))
     for rule, endpoint, view, methods in FALLBACK_ROUTES:
         blueprint.add_url_rule(rule, endpoint, view, methods=sorted(methods))
+    blueprint.after_request(tus.add_tus_headers)
     app.register_blueprint(blueprint)
     for rule, endpoint, resource in PROBE_ROUTES:
         app.add_url_rule(rule, view_func=resource.as_view(endpoint))

@@ -14,13 +14,12 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 
-from flask import Request, current_app
+from flask import Request
 from marshmallow import Schema, ValidationError
-from werkzeug.exceptions import HTTPException
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData, Preamble
 
-from app.api.request_body import RequestBody
-from app.exceptions import BodyTimeout, Invalid, Malformed, Unsupported
+from app.api.request_body import RequestBody, read_block
+from app.exceptions import Invalid, Malformed, Unsupported
 from app.services.incoming import FilePart, ReceivedUpload
 from app.storage.base import StagedFile
 
@@ -60,21 +59,6 @@ def _digest_from_header(request: Request) -> str | None:
             "Content-Digest's sha-256 value is not a base64 SHA-256.", fields={"Content-Digest": ["Bad value."]}
         )
     return raw.hex()
-
-
-def _read(stream: RequestBody, size: int) -> bytes | bytearray:
-    """Read from the request body; a body the server cannot decode (bad chunk framing) is 400,
-    one that stops arriving for the idle timeout is 408."""
-    try:
-        return stream.read(size)
-    except (TimeoutError, HTTPException) as error:
-        # The idle timeout that upload_in_flight sets on the connection; Werkzeug's stream
-        # (a body of known length) raises it as ClientDisconnected, the timeout its context.
-        if isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError):
-            raise BodyTimeout(current_app.config["BODY_IDLE_TIMEOUT_SECONDS"]) from None
-        raise  # Werkzeug's own answer (a client that disconnected)
-    except Exception as error:  # noqa: BLE001 (servers raise their own types: gunicorn's ParseException)
-        raise Malformed(f"The request body could not be read ({type(error).__name__}).") from None
 
 
 def _client_filename(event: File) -> str:
@@ -189,7 +173,7 @@ class MultipartUpload:
         the decoder fast. The decoder copies what it keeps, so views of the block are safe.
         """
         stream = RequestBody(self.request)
-        while block := _read(stream, READ_BYTES):
+        while block := read_block(stream, READ_BYTES):
             view = memoryview(block)
             for start in range(0, len(block), CHUNK_BYTES):
                 yield view[start : start + CHUNK_BYTES]
@@ -258,7 +242,7 @@ class RawUpload:
     def _chunks(self) -> Iterator[bytes]:
         stream = RequestBody(self.request)
         received = 0
-        while chunk := _read(stream, 1024 * 1024):
+        while chunk := read_block(stream, 1024 * 1024):
             received += len(chunk)
             yield chunk
         # The server may end the stream early when the client hangs up; that is no file.

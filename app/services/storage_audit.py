@@ -27,6 +27,7 @@ from transaction import ThreadTransactionManager
 
 from app.models import Upload
 from app.models.base import utcnow
+from app.services.resumable_uploads import ResumableUploadService
 from app.storage.base import FileStore
 
 HASH_CHUNK = 1024 * 1024
@@ -41,6 +42,8 @@ class StorageReport:
     removed: list[str] = field(default_factory=list)  # what repair deleted
     # Files without a row, and staged files, younger than the grace period: not judged.
     too_young: list[str] = field(default_factory=list)
+    resumable: list[str] = field(default_factory=list)  # staged bytes of unfinished tus uploads
+    expired_resumable: list[str] = field(default_factory=list)  # tus uploads past their expiry
 
     @property
     def rows_intact(self) -> bool:
@@ -49,14 +52,21 @@ class StorageReport:
     @property
     def consistent(self) -> bool:
         """True when nothing is wrong, or everything wrong was repaired."""
-        leftovers = set(self.orphans) | set(self.stale_staged)
+        leftovers = set(self.orphans) | set(self.stale_staged) | set(self.expired_resumable)
         return self.rows_intact and leftovers <= set(self.removed)
 
 
 class StorageAuditService:
     @inject
-    def __init__(self, tm: ThreadTransactionManager, session: scoped_session, store: FileStore) -> None:
+    def __init__(
+        self,
+        tm: ThreadTransactionManager,
+        session: scoped_session,
+        store: FileStore,
+        resumable: ResumableUploadService,
+    ) -> None:
         self.tm = tm
+        self.resumable = resumable
         self.session = session
         self.store = store
 
@@ -81,7 +91,12 @@ class StorageAuditService:
         for found in self.store.iter_objects():
             if found.key not in keys:
                 (report.orphans if found.modified_at <= cutoff else report.too_young).append(found.key)
+        in_progress = self.resumable.unfinished_partials()
+        report.expired_resumable = self.resumable.expired_ids()
         for staged in self.store.iter_staged():
+            if staged.key in in_progress:
+                report.resumable.append(staged.key)
+                continue
             (report.stale_staged if staged.modified_at <= cutoff else report.too_young).append(staged.key)
         if repair:
             self._repair(report)
@@ -98,6 +113,9 @@ class StorageAuditService:
         for staging_id in report.stale_staged:
             self.store.discard_staged(staging_id)
             report.removed.append(staging_id)
+        for upload_id in report.expired_resumable:
+            self.resumable.remove_expired(upload_id)
+            report.removed.append(upload_id)
 
     def _sha256(self, key: str) -> str:
         digest = hashlib.sha256()

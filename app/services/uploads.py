@@ -36,7 +36,8 @@ from app.exceptions import (
 )
 from app.extensions import db
 from app.models import Role, Upload, UploadTag, User
-from app.models.base import ID_TYPE, UTCDateTime, new_id
+from app.models.base import ID_TYPE, UTCDateTime, new_id, utcnow
+from app.models.resumable_upload import reserved_bytes
 from app.services.file_rules import check_leading_bytes, content_type_for_name, sanitize_filename
 from app.services.incoming import FilePart, IncomingUpload
 from app.services.pagination import CursorPage, decode_cursor, encode_cursor
@@ -134,7 +135,7 @@ class UploadService:
 
     def policy(self, principal: Principal) -> UploadPolicy:
         with self.tm:
-            used = self._used_bytes(principal.user_id)
+            used = self.used_bytes(principal.user_id)
         remaining = None if self.quota_bytes is None else max(self.quota_bytes - used, 0)
         return UploadPolicy(self.max_upload_bytes, self.allowed_extensions, self.quota_bytes, used, remaining)
 
@@ -198,6 +199,33 @@ class UploadService:
                 "The file's SHA-256 does not match the digest sent with it; nothing was stored.",
                 fields={"sha256": ["Digest mismatch."]},
             )
+        return self.commit_staged(
+            principal.user_id,
+            staged,
+            filename=filename,
+            content_type=content_type,
+            visibility=received.visibility,
+            description=received.description,
+            tags=received.tags,
+        )
+
+    @within_transaction
+    def commit_staged(
+        self,
+        owner_id: str,
+        staged: StagedFile,
+        *,
+        filename: str,
+        content_type: str,
+        visibility: str,
+        description: str | None,
+        tags: list[str],
+        excluding_reservation: str | None = None,
+    ) -> Upload:
+        """Promote checked, staged bytes and add their row in the current transaction; only
+        the commit is left. Also how a finished resumable upload becomes an upload, its own
+        reservation of the quota (`excluding_reservation`) then left out of the count."""
+        files = self.files.current()
         upload_id = new_id()
         storage_key = upload_id.replace("-", "")
         # Promoted before the owner's row is locked: a promotion can be slow (an S3 copy of a
@@ -207,20 +235,20 @@ class UploadService:
             files.promote_now(staged, storage_key)
         except StorageError as error:
             raise Unavailable("The file store failed; nothing was stored.") from error
-        self._lock_owner(principal.user_id)
-        self._check_quota(principal.user_id, staged.size)
+        self.lock_owner(owner_id)
+        self._check_quota(owner_id, staged.size, excluding_reservation)
         upload = Upload(
             id=upload_id,
-            owner_id=principal.user_id,
+            owner_id=owner_id,
             storage_key=storage_key,
             filename=filename,
             content_type=content_type,
             size=staged.size,
             sha256=staged.sha256,
-            visibility=received.visibility,
-            description=received.description,
+            visibility=visibility,
+            description=description,
         )
-        upload.set_tags(received.tags)
+        upload.set_tags(tags)
         self.session.add(upload)
         self.session.flush()
         return upload
@@ -430,11 +458,12 @@ class UploadService:
             return self.session.scalar(select(Upload.id).where(Upload.id == upload_id)) is not None
 
     @within_transaction
-    def _used_bytes(self, user_id: str) -> int:
+    def used_bytes(self, user_id: str) -> int:
+        """Bytes of the user's finished uploads."""
         return self.session.scalar(select(func.coalesce(func.sum(Upload.size), 0)).where(Upload.owner_id == user_id))
 
     @within_transaction
-    def _lock_owner(self, user_id: str) -> None:
+    def lock_owner(self, user_id: str) -> None:
         """Lock the owner's row until commit: a user deletion then waits for this upload (and
         purges it) or wins and this upload fails cleanly; concurrent uploads of one user are
         counted against the quota one at a time."""
@@ -443,10 +472,12 @@ class UploadService:
             raise AuthenticationFailed("Your account no longer exists or is inactive.")
 
     @within_transaction
-    def _check_quota(self, user_id: str, size: int) -> None:
+    def _check_quota(self, user_id: str, size: int, excluding_reservation: str | None = None) -> None:
+        """The owner's finished uploads, plus what unfinished resumable uploads reserved, plus
+        `size`, within the quota (the caller holds the owner's lock)."""
         if self.quota_bytes is None:
             return
-        used = self._used_bytes(user_id)
+        used = self.used_bytes(user_id) + reserved_bytes(self.session, user_id, utcnow(), excluding_reservation)
         if used + size > self.quota_bytes:
             remaining = max(self.quota_bytes - used, 0)
             raise UploadPolicy(

@@ -10,7 +10,7 @@ import abc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 # How many leading bytes are kept for content sniffing.
 HEAD_BYTES = 8192
@@ -76,6 +76,24 @@ class StoredObject:
     modified_at: datetime
 
 
+# Staging ids of resumable uploads' bytes start with this (storage check tells them apart).
+PARTIAL_PREFIX = "tus-"
+
+
+class PartialWriter(Protocol):
+    """Appends to a resumable upload's staged bytes (FileStore.open_partial)."""
+
+    offset: int  # bytes written so far, durable or not
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def sync(self) -> int:
+        """Make everything written durable; the offset it reached."""
+
+    def close(self) -> None:
+        """Stop writing (what was not synced may be lost)."""
+
+
 class FileStore(abc.ABC):
     """Where file contents live; upload rows refer to them by key."""
 
@@ -126,6 +144,21 @@ class FileStore(abc.ABC):
     @abc.abstractmethod
     def discard_staged(self, staging_id: str) -> None:
         """Remove a staged object by id (used by the repair of crash leftovers)."""
+
+    # --- resumable uploads: bytes staged across requests, sealed into a StagedFile ----------
+
+    def begin_partial(self) -> str:
+        """A new, empty staged object for a resumable upload; its staging id."""
+        raise NotImplementedError(f"{type(self).__name__} has no resumable uploads")
+
+    def open_partial(self, partial_id: str, offset: int) -> PartialWriter:
+        """Append to a partial at `offset`, the durable offset its row records: bytes past it
+        (an interrupted request's) are dropped. ObjectMissing if the partial is gone."""
+        raise NotImplementedError(f"{type(self).__name__} has no resumable uploads")
+
+    def seal_partial(self, partial_id: str, size: int, head: bytes) -> StagedFile:
+        """The complete partial as a StagedFile (hashed), ready for promote()."""
+        raise NotImplementedError(f"{type(self).__name__} has no resumable uploads")
 
     def prepare(self) -> bool:
         """Create what the store needs before first use (a bucket); True if anything was made."""

@@ -9,6 +9,7 @@ rename is made durable by fsyncing the destination directory.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -19,7 +20,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.cooperative import offload
-from app.storage.base import FileStore, Intake, ObjectMissing, StagedFile, StorageError, StoredObject
+from app.storage.base import (
+    HEAD_BYTES,
+    PARTIAL_PREFIX,
+    FileStore,
+    Intake,
+    ObjectMissing,
+    PartialWriter,
+    StagedFile,
+    StorageError,
+    StoredObject,
+)
 from app.storage.pipeline import HashingWriter
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -105,6 +116,41 @@ class LocalFileStore(FileStore):
         except OSError as error:
             raise StorageError(f"delete failed: {_describe(error)}") from error
 
+    # --- resumable uploads ------------------------------------------------------------------
+
+    def begin_partial(self) -> str:
+        partial_id = PARTIAL_PREFIX + secrets.token_hex(16)
+        with _storage_io("staging"):
+            self._staging_path(partial_id).touch(exist_ok=False)
+        return partial_id
+
+    def open_partial(self, partial_id: str, offset: int) -> PartialWriter:
+        path = self._staging_path(partial_id)
+        with _storage_io("staging"):
+            try:
+                out = open(path, "r+b", buffering=0)  # noqa: SIM115 (the writer closes it)
+            except FileNotFoundError as error:
+                raise ObjectMissing("the upload's staged bytes are gone") from error
+            try:
+                size = os.fstat(out.fileno()).st_size
+                if size < offset:
+                    raise ObjectMissing(f"the staged bytes end at {size}, before offset {offset}")
+                if size > offset:  # an interrupted request's bytes past the durable offset
+                    out.truncate(offset)
+                out.seek(offset)
+            except BaseException:
+                out.close()
+                raise
+        return _LocalPartial(out, offset)
+
+    def seal_partial(self, partial_id: str, size: int, head: bytes) -> StagedFile:
+        path = self._staging_path(partial_id)
+        with _storage_io("sealing"):
+            sha256, actual = offload(_hash_file, path)
+        if actual != size:
+            raise StorageError(f"sealing failed: {actual} bytes staged, {size} expected")
+        return StagedFile(staging_id=partial_id, size=size, sha256=sha256, head=head[:HEAD_BYTES])
+
     # --- reading ----------------------------------------------------------------------------
 
     def open(self, key: str, offset: int = 0) -> BinaryIO:
@@ -144,6 +190,37 @@ class LocalFileStore(FileStore):
             probe.unlink()
         except OSError as error:
             raise StorageError(f"the upload folder is not writable: {_describe(error)}") from error
+
+
+class _LocalPartial:
+    """Appends to a staged file; sync() makes what was written durable (off the worker's
+    thread under gevent, as every disk write here)."""
+
+    def __init__(self, out, offset: int) -> None:
+        self._out = out
+        self.offset = offset
+
+    def write(self, chunk) -> None:
+        with _storage_io("staging"):
+            offload(_write_all, self._out, chunk)
+        self.offset += len(chunk)
+
+    def sync(self) -> int:
+        with _storage_io("staging"):
+            offload(os.fsync, self._out.fileno())
+        return self.offset
+
+    def close(self) -> None:
+        self._out.close()
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb", buffering=0) as source:
+        while block := source.read(1024 * 1024):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
 
 
 def _listing(folder: Path) -> Iterator[StoredObject]:

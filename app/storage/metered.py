@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from app.metrics import STORAGE_ERRORS
-from app.storage.base import FileStore, ObjectMissing, StagedFile, StorageError, StoredObject
+from app.storage.base import FileStore, ObjectMissing, PartialWriter, StagedFile, StorageError, StoredObject
 
 
 class MeteredFileStore(FileStore):
@@ -54,6 +54,15 @@ class MeteredFileStore(FileStore):
 
     def presigned_url(self, key: str, filename: str, content_type: str, expires_in: int) -> str | None:
         return self._call("presign", self.inner.presigned_url, key, filename, content_type, expires_in)
+
+    def begin_partial(self) -> str:
+        return self._call("stage", self.inner.begin_partial)
+
+    def open_partial(self, partial_id: str, offset: int) -> PartialWriter:
+        return self._call("stage", self.inner.open_partial, partial_id, offset)
+
+    def seal_partial(self, partial_id: str, size: int, head: bytes) -> StagedFile:
+        return self._call("stage", self.inner.seal_partial, partial_id, size, head)
 
     def stat(self, key: str) -> StoredObject | None:
         return self._call("stat", self.inner.stat, key)

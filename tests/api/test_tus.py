@@ -1,0 +1,307 @@
+"""tus 1.0.0 resumable uploads over WebTest (app/api/tus.py, app/services/resumable_uploads.py):
+the protocol's headers and statuses, the rules of `POST /uploads`, and the all-or-nothing
+commit of the last byte."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app.extensions import db
+from app.models import ResumableUpload, Upload
+from app.models.base import utcnow
+from app.transactions import manager
+from tests.helpers import png_bytes, sha256_hex
+
+TUS = "/api/v1/tus"
+V = {"Tus-Resumable": "1.0.0"}
+OFFSET_TYPE = "application/offset+octet-stream"
+
+
+def metadata(**values: str) -> str:
+    return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in values.items())
+
+
+@pytest.fixture
+def create(testapp):
+    def post(headers, length: int, status: int = 201, body: bytes | None = None, **meta: str):
+        meta.setdefault("filename", "picture.png")
+        all_headers = {**V, **headers, "Upload-Length": str(length), "Upload-Metadata": metadata(**meta)}
+        if body is None:
+            return testapp.post(TUS, headers=all_headers, status=status)
+        return testapp.post(TUS, body, headers=all_headers, content_type=OFFSET_TYPE, status=status)
+
+    return post
+
+
+def patch(testapp, location: str, headers, offset: int, body: bytes, status: int = 204, **extra: str):
+    return testapp.patch(
+        location,
+        body,
+        headers={**V, **headers, "Upload-Offset": str(offset), **extra},
+        content_type=OFFSET_TYPE,
+        status=status,
+    )
+
+
+def path_of(response) -> str:
+    return response.headers["Location"].split("localhost", 1)[-1]
+
+
+def count(fetch, model) -> int:
+    return fetch(lambda s: s.scalar(select(func.count()).select_from(model)))
+
+
+def test_options_describes_the_server_without_a_token(testapp):
+    response = testapp.options(TUS, status=204)
+
+    assert response.headers["Tus-Resumable"] == "1.0.0"
+    assert response.headers["Tus-Version"] == "1.0.0"
+    assert set(response.headers["Tus-Extension"].split(",")) == {
+        "creation",
+        "creation-with-upload",
+        "termination",
+        "checksum",
+        "expiration",
+    }
+    assert int(response.headers["Tus-Max-Size"]) > 0
+    assert "sha1" in response.headers["Tus-Checksum-Algorithm"].split(",")
+
+
+def test_an_upload_sent_in_parts_becomes_one_upload_at_its_last_byte(testapp, uploader_headers, create, fetch):
+    data = png_bytes(300_000)
+    created = create(uploader_headers, len(data), description="holiday", tags="a,b", visibility="public")
+    location = path_of(created)
+    assert created.headers["Upload-Expires"]
+
+    first = patch(testapp, location, uploader_headers, 0, data[:100_000])
+    head = testapp.head(location, headers={**V, **uploader_headers}, status=200)
+    assert first.headers["Upload-Offset"] == head.headers["Upload-Offset"] == "100000"
+    assert head.headers["Upload-Length"] == str(len(data))
+    assert "Depot-Upload-Id" not in head.headers
+    assert count(fetch, Upload) == 0  # nothing visible before the last byte
+    assert testapp.get("/api/v1/uploads", headers=uploader_headers).json["items"] == []
+
+    last = patch(testapp, location, uploader_headers, 100_000, data[100_000:])
+
+    upload_id = last.headers["Depot-Upload-Id"]
+    assert last.headers["Upload-Offset"] == str(len(data))
+    assert last.headers["Content-Location"] == f"/api/v1/uploads/{upload_id}"
+    stored = testapp.get(f"/api/v1/uploads/{upload_id}", headers=uploader_headers).json
+    assert (stored["sha256"], stored["size"], stored["filename"]) == (sha256_hex(data), len(data), "picture.png")
+    assert (stored["description"], stored["tags"], stored["visibility"]) == ("holiday", ["a", "b"], "public")
+    content = testapp.get(f"/api/v1/uploads/{upload_id}/content", headers=uploader_headers)
+    assert content.body == data
+    later = testapp.head(location, headers={**V, **uploader_headers}, status=200)
+    assert later.headers["Depot-Upload-Id"] == upload_id
+    status = testapp.get(location, headers={**V, **uploader_headers}).json
+    assert (status["offset"], status["length"], status["upload"]["id"]) == (len(data), len(data), upload_id)
+
+
+def test_creation_with_upload_takes_the_first_bytes(testapp, uploader_headers, create):
+    data = png_bytes(5000)
+
+    created = create(uploader_headers, len(data), body=data)
+
+    assert created.headers["Upload-Offset"] == str(len(data))
+    assert created.headers["Depot-Upload-Id"]
+
+
+def test_a_patch_at_the_wrong_offset_is_409_and_changes_nothing(testapp, uploader_headers, create):
+    data = png_bytes(10_000)
+    location = path_of(create(uploader_headers, len(data)))
+    patch(testapp, location, uploader_headers, 0, data[:4000])
+
+    refused = patch(testapp, location, uploader_headers, 3000, data[3000:], status=409)
+
+    assert refused.json["error"] == "conflict"
+    assert testapp.head(location, headers={**V, **uploader_headers}).headers["Upload-Offset"] == "4000"
+
+
+def test_only_the_creator_or_an_admin_sees_an_upload(testapp, uploader_headers, admin_headers, create, uploader_on):
+    data = png_bytes(10_000)
+    location = path_of(create(uploader_headers, len(data)))
+    other_headers = _second_uploader(testapp, admin_headers)
+
+    testapp.head(location, headers={**V, **other_headers}, status=404)
+    patch(testapp, location, other_headers, 0, data, status=404)
+    testapp.delete(location, headers={**V, **other_headers}, status=404)
+
+    done = patch(testapp, location, admin_headers, 0, data)  # an admin may continue it
+    upload = testapp.get(f"/api/v1/uploads/{done.headers['Depot-Upload-Id']}", headers=admin_headers).json
+    assert upload["owner_id"] == testapp.get("/api/v1/users/me", headers=uploader_headers).json["id"]
+
+
+def _second_uploader(testapp, admin_headers) -> dict[str, str]:
+    testapp.post_json(
+        "/api/v1/users",
+        {"email": "other@example.com", "password": "another-long-password", "name": "Other", "roles": ["uploader"]},
+        headers=admin_headers,
+        status=201,
+    )
+    credentials = {"email": "other@example.com", "password": "another-long-password"}
+    token = testapp.post_json("/api/v1/auth/token", credentials)
+    return {"Authorization": f"Bearer {token.json['access_token']}"}
+
+
+def test_a_reader_may_not_create(testapp, admin_headers, create):
+    testapp.post_json(
+        "/api/v1/users",
+        {"email": "reader@example.com", "password": "another-long-password", "name": "Reader", "roles": ["user"]},
+        headers=admin_headers,
+        status=201,
+    )
+    token = testapp.post_json(
+        "/api/v1/auth/token", {"email": "reader@example.com", "password": "another-long-password"}
+    )
+
+    create({"Authorization": f"Bearer {token.json['access_token']}"}, 100, status=403)
+
+
+def test_requests_need_a_token_and_the_tus_version(testapp, uploader_headers):
+    testapp.post(TUS, headers={**V, "Upload-Length": "10"}, status=401)
+    refused = testapp.post(TUS, headers={**uploader_headers, "Upload-Length": "10"}, status=412)
+
+    assert refused.headers["Tus-Version"] == "1.0.0"
+
+
+@pytest.mark.parametrize(
+    ("meta", "status"),
+    [
+        ({"filename": "script.exe"}, 415),
+        ({"filename": "notes.txt", "filetype": "image/png"}, 415),
+        ({"filename": "a.png", "visibility": "everyone"}, 422),
+        ({"filename": "a.png", "tags": "bad tag!"}, 422),
+    ],
+)
+def test_names_types_and_metadata_are_checked_at_creation(uploader_headers, create, fetch, meta, status):
+    create(uploader_headers, 100, status=status, **meta)
+
+    assert count(fetch, ResumableUpload) == 0
+
+
+def test_metadata_without_a_filename_is_422_and_uppys_name_is_one(uploader_headers, create, testapp):
+    headers = {**V, **uploader_headers, "Upload-Length": "100"}
+    testapp.post(TUS, headers={**headers, "Upload-Metadata": metadata(filetype="image/png")}, status=422)
+    created = testapp.post(
+        TUS, headers={**headers, "Upload-Metadata": metadata(name="x.png", type="image/png", relativePath="")}
+    )
+
+    assert created.status_int == 201
+
+
+def test_bad_metadata_encoding_is_400(testapp, uploader_headers):
+    testapp.post(
+        TUS, headers={**V, **uploader_headers, "Upload-Length": "10", "Upload-Metadata": "filename !!"}, status=400
+    )
+
+
+def test_a_length_over_the_limit_or_the_quota_is_413(uploader_on):
+    client, headers = uploader_on(MAX_UPLOAD_BYTES="1000", USER_QUOTA_BYTES="1500")
+    base = {**V, **headers, "Upload-Metadata": metadata(filename="a.png")}
+
+    client.post(TUS, headers={**base, "Upload-Length": "1001"}, status=413)
+    client.post(TUS, headers={**base, "Upload-Length": "1000"}, status=201)
+    # The first upload, unfinished, holds 1000 of the 1500 bytes: neither a second resumable
+    # upload nor an ordinary one may take more than the 500 left.
+    client.post(TUS, headers={**base, "Upload-Length": "600"}, status=413)
+    client.put("/api/v1/uploads/b.png", png_bytes(600), headers=headers, content_type="image/png", status=413)
+    client.post(TUS, headers={**base, "Upload-Length": "500"}, status=201)
+
+
+def test_leading_bytes_that_contradict_the_type_end_the_upload_with_415(testapp, uploader_headers, create, fetch):
+    location = path_of(create(uploader_headers, 20_000))
+
+    patch(testapp, location, uploader_headers, 0, b"not a png at all" * 1000, status=415)
+
+    assert count(fetch, ResumableUpload) == 0
+    testapp.head(location, headers={**V, **uploader_headers}, status=404)
+
+
+def test_a_matching_checksum_keeps_the_part_and_a_wrong_one_is_460(testapp, uploader_headers, create):
+    data = png_bytes(20_000)
+    location = path_of(create(uploader_headers, len(data)))
+    good = base64.b64encode(hashlib.sha1(data[:9000], usedforsecurity=False).digest()).decode()
+    wrong = base64.b64encode(hashlib.sha1(b"other", usedforsecurity=False).digest()).decode()
+
+    patch(testapp, location, uploader_headers, 0, data[:9000], **{"Upload-Checksum": f"sha1 {good}"})
+    refused = patch(
+        testapp, location, uploader_headers, 9000, data[9000:], status=460, **{"Upload-Checksum": f"sha1 {wrong}"}
+    )
+
+    assert refused.json["error"] == "checksum_mismatch"
+    assert testapp.head(location, headers={**V, **uploader_headers}).headers["Upload-Offset"] == "9000"
+    patch(testapp, location, uploader_headers, 9000, data[9000:])
+
+
+def test_an_unknown_checksum_algorithm_is_422(testapp, uploader_headers, create):
+    location = path_of(create(uploader_headers, 100))
+
+    patch(testapp, location, uploader_headers, 0, png_bytes(100), status=422, **{"Upload-Checksum": "crc99 AAAA"})
+
+
+def test_a_whole_file_digest_that_differs_removes_the_upload(testapp, uploader_headers, create, fetch):
+    data = png_bytes(3000)
+    location = path_of(create(uploader_headers, len(data), sha256="0" * 64))
+
+    patch(testapp, location, uploader_headers, 0, data, status=422)
+
+    assert (count(fetch, Upload), count(fetch, ResumableUpload)) == (0, 0)
+
+
+def test_a_body_past_the_length_is_413_and_keeps_nothing_past_it(testapp, uploader_headers, create, fetch):
+    location = path_of(create(uploader_headers, 1000))
+
+    patch(testapp, location, uploader_headers, 0, png_bytes(1500), status=413)
+
+    assert count(fetch, Upload) == 0
+
+
+def test_termination_removes_the_row_and_its_bytes(testapp, uploader_headers, create, fetch, disk):
+    location = path_of(create(uploader_headers, 10_000))
+    patch(testapp, location, uploader_headers, 0, png_bytes(10_000)[:5000])
+
+    testapp.delete(location, headers={**V, **uploader_headers}, status=204)
+
+    assert count(fetch, ResumableUpload) == 0
+    assert disk() == {"objects": [], "staging": []}
+    testapp.head(location, headers={**V, **uploader_headers}, status=404)
+
+
+def test_an_expired_upload_answers_410(testapp, uploader_headers, create, app):
+    location = path_of(create(uploader_headers, 10_000))
+    with app.app_context(), manager:
+        db.session.execute(update(ResumableUpload).values(expires_at=utcnow() - timedelta(seconds=1)))
+
+    testapp.head(location, headers={**V, **uploader_headers}, status=410)
+    patch(testapp, location, uploader_headers, 0, png_bytes(100), status=410)
+
+
+def test_a_patch_while_another_holds_the_upload_is_423(testapp, uploader_headers, create, app):
+    location = path_of(create(uploader_headers, 10_000))
+    with app.app_context(), manager:
+        db.session.execute(
+            update(ResumableUpload).values(lock_token="x" * 32, locked_until=utcnow() + timedelta(seconds=30))
+        )
+
+    patch(testapp, location, uploader_headers, 0, png_bytes(100), status=423)
+
+
+def test_a_lease_left_by_a_dead_request_runs_out(testapp, uploader_headers, create, app):
+    location = path_of(create(uploader_headers, 100))
+    with app.app_context(), manager:
+        db.session.execute(
+            update(ResumableUpload).values(lock_token="x" * 32, locked_until=utcnow() - timedelta(seconds=1))
+        )
+
+    assert patch(testapp, location, uploader_headers, 0, png_bytes(100)).headers["Depot-Upload-Id"]
+
+
+def test_errors_carry_tus_resumable(testapp, uploader_headers):
+    missing = testapp.head(f"{TUS}/{'0' * 32}", headers={**V, **uploader_headers}, status=404)
+
+    assert missing.headers["Tus-Resumable"] == "1.0.0"
