@@ -1,22 +1,27 @@
 """Uppy with @uppy/tus, the most used browser upload widget, in Debian's Chromium (driven by
-Playwright) uploading to Depot's scale-out deployment: nginx (the compose template) in front
-of two gunicorn replicas, the S3 store. The page is a single-page app on another origin
-(the one the topology's CORS_ORIGINS allows), the file is chosen in its file input, the
-upload is paused midway and resumed, and its PATCHes reach both replicas: any replica
-continues any upload. The finished file is downloaded and compared by SHA-256.
+Playwright) uploading to Depot: the page is a single-page app on another origin (one that
+Depot's CORS_ORIGINS allows), the file is chosen in its file input, the upload is paused
+midway and resumed, and the finished file is downloaded and compared by SHA-256.
+
+- Through the scale-out deployment (nginx, the compose template, in front of two gunicorn
+  replicas, the S3 store), the upload's PATCHes reach both replicas: any replica continues
+  any upload.
+- On one gunicorn server with the local store.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TOPOLOGY_MAX_UPLOAD, Api
-from js_clients import chromium_context, open_uppy_page
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ATTACKABLE, TOPOLOGY_MAX_UPLOAD, Api, depot_env, running_depot
+from js_clients import PAGE_ORIGIN, chromium_context, open_uppy_page
+from processes import temporary_database
 
 MIB = 1024 * 1024
 # Under the topology's upload limit; several PATCHes of CHUNK, so nginx spreads them.
@@ -42,12 +47,26 @@ def admin(topology) -> Api:
 @pytest.fixture
 def uploader(topology, admin) -> Api:
     """A fresh uploader, through the proxy."""
+    return new_uploader(admin)
+
+
+@pytest.fixture(scope="module")
+def local_depot(tmp_path_factory) -> str:
+    """Base URL of Depot on the local store under gunicorn, allowing the page's origin (CORS)."""
+    with temporary_database() as database_url:
+        env = depot_env(database_url, tmp_path_factory.mktemp("uppy-data"), CORS_ORIGINS=PAGE_ORIGIN, **ATTACKABLE)
+        with running_depot(env, "uppy-local", tmp_path_factory.mktemp("uppy-gunicorn")) as url:
+            yield url
+
+
+def new_uploader(admin: Api) -> Api:
+    """A fresh uploader of the Depot `admin` is logged in to."""
     email = f"uppy-{uuid.uuid4().hex[:10]}@example.com"
     created = admin.post(
         "/api/v1/users", json={"email": email, "password": PASSWORD, "name": "U", "roles": ["uploader"]}
     )
     assert created.status_code == 201, created.text
-    return Api(topology.proxy.url).login(email, PASSWORD)
+    return Api(admin.base_url).login(email, PASSWORD)
 
 
 def write_source(folder: Path) -> tuple[Path, str]:
@@ -87,7 +106,7 @@ def upload_paused_and_resumed(base_url: str, uploader: Api, tmp_path: Path) -> s
         page.evaluate("() => depot.start()")
         page.wait_for_function("() => depot.state.paused !== null || depot.state.error !== null", timeout=WAIT_MS)
         paused = page.evaluate("() => depot.state")
-        assert paused["error"] is None, paused
+        assert paused["error"] is None, json.dumps(paused)
 
         # Paused midway: the server has part of it, and no finished upload exists yet.
         tus_path = urlsplit(paused["paused"]["uploadURL"]).path
@@ -101,15 +120,15 @@ def upload_paused_and_resumed(base_url: str, uploader: Api, tmp_path: Path) -> s
         page.wait_for_function("() => depot.state.success !== null || depot.state.error !== null", timeout=WAIT_MS)
         state = page.evaluate("() => depot.state")
 
-    assert state["error"] is None, state
+    assert state["error"] is None, json.dumps(state)
     # Resumed, not restarted: Uppy asked how far the server got (HEAD) and sent only the rest.
     resumed = after(state["exchanges"], "resume")
     assert not [e for e in resumed if e.get("method") == "POST"], resumed
     head = next(e for e in resumed if e["kind"] == "response" and e["method"] == "HEAD")
     resumed_at = int(head["uploadOffset"])
-    assert resumed_at > 0, resumed
+    assert resumed_at > 0, json.dumps(resumed)
     first_patch = next(e for e in resumed if e["kind"] == "request" and e["method"] == "PATCH")
-    assert first_patch["uploadOffset"] == str(resumed_at), resumed
+    assert first_patch["uploadOffset"] == str(resumed_at), json.dumps(resumed)
 
     # The finished upload, as Uppy's upload-success event tells it.
     upload_id = state["success"]["depotUploadId"]
@@ -133,3 +152,9 @@ def test_uppy_in_chromium_pauses_and_resumes_through_nginx_across_both_replicas(
         if record["method"] == "PATCH" and record["path"] == tus_path
     }
     assert patched_by == {f"127.0.0.1:{replica.port}" for replica in topology.replicas}, patched_by
+
+
+def test_uppy_in_chromium_pauses_and_resumes_on_the_local_store(local_depot, tmp_path):
+    uploader = new_uploader(Api(local_depot).login(ADMIN_EMAIL, ADMIN_PASSWORD))
+
+    upload_paused_and_resumed(local_depot, uploader, tmp_path)
