@@ -1,7 +1,9 @@
 """What Depot adds to gunicorn, which gunicorn.conf.py wires in: a logger writing JSON lines
-like the app's, four fixes to gunicorn's own HTTP handling, and one to gevent's sockets. Each fix is a wrapper around
-one gunicorn function, applied once by `patch_gunicorn()`, and pinned by a test over a real
-gunicorn (tests/test_gunicorn_logging.py, integration-tests/test_keepalive_refusals.py):
+like the app's, fixes to gunicorn's own HTTP handling and to gevent's sockets, and a faster
+way to read bodies. Each is a wrapper around or an addition to one gunicorn function, applied
+once by `patch_gunicorn()`, and pinned by a test over a real gunicorn
+(tests/test_gunicorn_logging.py, tests/test_gunicorn_wiring.py,
+integration-tests/test_keepalive_refusals.py):
 
 - a whole file sent with sendfile counts in the access log's bytes_sent;
 - an answer saying `Connection: close` closes the connection (gunicorn drops the header);

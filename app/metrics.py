@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -24,6 +24,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 # prometheus_client picks its storage when imported, from this same variable: decide once too.
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -89,14 +90,44 @@ def _observe(response: Response) -> Response:
     return response
 
 
+class ResumableInProgress:
+    """Resumable uploads unfinished and unexpired, and their bytes so far: read from the
+    database at each scrape, so every replica reports the same figures for the whole service
+    (a count kept in memory could not see uploads that other replicas created or that expired)."""
+
+    def collect(self):
+        from app.services.resumable_uploads import ResumableUploadService
+
+        try:
+            count, received = current_app.injector.get(ResumableUploadService).in_progress()
+        except Exception:  # noqa: BLE001 (a scrape must not fail with the database; /readyz reports it)
+            return
+        yield GaugeMetricFamily(
+            "depot_resumable_uploads_in_progress", "Resumable (tus) uploads unfinished and unexpired.", value=count
+        )
+        yield GaugeMetricFamily(
+            "depot_resumable_upload_bytes_in_progress",
+            "Bytes received and made durable by unfinished, unexpired resumable uploads.",
+            value=received,
+        )
+
+
 def _exposition() -> Response:
+    registry = CollectorRegistry()
     if MULTIPROCESS:
-        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
-        registry = REGISTRY
+        registry.register(_ProcessRegistry())
+    registry.register(ResumableInProgress())
     # content_type, not mimetype: Werkzeug would append a second "; charset=utf-8".
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+class _ProcessRegistry:
+    """This process's own registry, as a collector of the registry /metrics builds."""
+
+    def collect(self):
+        yield from REGISTRY.collect()
 
 
 def register_metrics(app: Flask) -> None:

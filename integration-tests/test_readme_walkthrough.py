@@ -12,6 +12,7 @@ Afterwards each step's effect is checked over HTTP and in what the block printed
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -46,13 +47,13 @@ NEUTRAL_SETTINGS = (
 )
 
 
-def walkthrough_block() -> str:
-    """The first ```sh block after the walkthrough's heading."""
+def walkthrough_block(heading: str = HEADING) -> str:
+    """The first ```sh block after the heading (the walkthrough's unless told)."""
     text = README.read_text()
-    assert HEADING in text, f"README.md has no {HEADING!r} section"
-    section = text[text.index(HEADING) :]
+    assert heading in text, f"README.md has no {heading!r} section"
+    section = text[text.index(heading) :]
     found = re.search(r"^```sh\n(.*?)^```$", section, flags=re.DOTALL | re.MULTILINE)
-    assert found, f"no ```sh block after {HEADING!r}"
+    assert found, f"no ```sh block after {heading!r}"
     return found.group(1)
 
 
@@ -143,6 +144,65 @@ def test_the_readme_walkthrough_runs_verbatim_against_run_dev(depot_env, tmp_pat
         assert lines[revoked + 1] == "the link after revoking: 404"
         # 11: logged out, and that token no longer works.
         assert lines[-2:] == ["log out: 204", "the token after logging out: 401"]
+    finally:
+        server.stop()
+
+
+def test_the_readme_tus_walkthrough_runs_verbatim_against_run_dev(depot_env, tmp_path):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    workdir = tmp_path / "checkout"
+    workdir.mkdir()
+    block = walkthrough_block("## Resumable uploads (tus)").replace("localhost:5000", f"localhost:{port}")
+    server = start_run_dev(depot_env, port, tmp_path / "run_dev.log")
+    try:
+        # Step 1 of the walkthrough: the admin the block logs in as.
+        created = subprocess.run(
+            [
+                f"{sys.prefix}/bin/flask",
+                "--app",
+                "autoapp",
+                "users",
+                "create-admin",
+                ADMIN["email"],
+                "--password-stdin",
+            ],
+            input=ADMIN["password"] + "\n",
+            cwd=ROOT,
+            env=depot_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert created.returncode == 0, created.stdout + created.stderr
+
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=workdir,
+            env=depot_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, f"the tus walkthrough failed:\n{output}\n--- server:\n{server.log()[-3000:]}"
+        lines = done.stdout.splitlines()
+
+        assert re.fullmatch(rf"created http://localhost:{port}/api/v1/tus/[0-9a-f]{{32}}", lines[0]), lines[0]
+        assert lines[1:3] == ["first part: 204", "resume from 1000000"]
+        # curl shows the 100 Continue it was sent for a large body, then the answer.
+        assert [line for line in lines[3:] if line.startswith("HTTP/")][-1].startswith("HTTP/1.1 204")
+        answer = dict(line.lower().split(": ", 1) for line in lines[3:] if ": " in line)
+        assert answer["upload-offset"] == "3000000"
+        login = requests.post(f"{base}/api/v1/auth/token", json=ADMIN, timeout=10).json()
+        upload = requests.get(
+            f"{base}{answer['content-location']}",
+            headers={"Authorization": f"Bearer {login['access_token']}"},
+            timeout=10,
+        ).json()
+        sent = (workdir / "notes.txt").read_bytes()
+        assert (upload["id"], upload["filename"], upload["tags"]) == (answer["depot-upload-id"], "notes.txt", ["demo"])
+        assert (upload["size"], upload["sha256"]) == (len(sent), hashlib.sha256(sent).hexdigest())
     finally:
         server.stop()
 

@@ -81,3 +81,36 @@ def test_file_store_failures_are_counted_by_operation(testapp, monkeypatch):
     testapp.get("/readyz", status=503)
 
     assert sample(testapp, "depot_storage_errors_total", operation="check") - before == 1
+
+
+def test_resumable_uploads_in_progress_and_their_bytes(uploader_on):
+    client, headers = uploader_on()
+    tus = {**headers, "Tus-Resumable": "1.0.0"}
+    data = png_bytes(5000)
+    created = client.post(
+        "/api/v1/tus", headers={**tus, "Upload-Length": "5000", "Upload-Metadata": "filename YS5wbmc="}
+    )
+    location = created.headers["Location"].split("localhost", 1)[-1]
+    received_before = sample(client, "depot_resumable_upload_bytes_total")
+    client.patch(
+        location,
+        data[:2000],
+        headers={**tus, "Upload-Offset": "0"},
+        content_type="application/offset+octet-stream",
+        status=204,
+    )
+
+    assert sample(client, "depot_resumable_uploads_in_progress") == 1
+    assert sample(client, "depot_resumable_upload_bytes_in_progress") == 2000
+    assert sample(client, "depot_resumable_upload_bytes_total") - received_before == 2000
+
+    client.patch(
+        location,
+        data[2000:],
+        headers={**tus, "Upload-Offset": "2000"},
+        content_type="application/offset+octet-stream",
+        status=204,
+    )
+
+    assert sample(client, "depot_resumable_uploads_in_progress") == 0
+    assert sample(client, "depot_resumable_upload_bytes_in_progress") == 0

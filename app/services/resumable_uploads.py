@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 
 from flask import Config
 from injector import inject
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import scoped_session
 from transaction import ThreadTransactionManager
 
@@ -265,6 +265,7 @@ class ResumableUploadService:
                         self._checkpointed(lease, durable, head=bytes(head))
                         renewed = time.monotonic()
                     writer.write(chunk)
+                    metrics.resumable_bytes_received(len(chunk))
                     position += len(chunk)
                     if digest is not None:
                         digest.update(chunk)
@@ -389,6 +390,16 @@ class ResumableUploadService:
     def remove_expired(self, upload_id: str) -> None:
         """Remove an expired upload, its staged bytes included (a finished one's upload stays)."""
         self._remove(upload_id)
+
+    def in_progress(self) -> tuple[int, int]:
+        """How many uploads are unfinished and unexpired, and their durable bytes so far."""
+        with self.tm:
+            count, received = self.session.execute(
+                select(func.count(), func.coalesce(func.sum(ResumableUpload.offset), 0)).where(
+                    ResumableUpload.upload_id.is_(None), ResumableUpload.expires_at > utcnow()
+                )
+            ).one()
+        return int(count), int(received)
 
     def unfinished_partials(self) -> set[str]:
         """The staging ids of unfinished, unexpired uploads (for `storage check`)."""
