@@ -8,7 +8,9 @@ Two ways an upload is cut off, each resumed the way tus-js-client resumes it:
 - the program stops (upload.abort() midway, then the process ends): a new process finds the
   upload's URL where tus-js-client stored it (FileUrlStorage) and continues it.
 The first also runs through the scale-out deployment (nginx, two replicas, the S3 store),
-with the file sent in PATCHes of a few MiB as a client behind a proxy would.
+with the file sent in PATCHes of a few MiB as a client behind a proxy would. And with
+`uploadDataDuringCreation`, tus-js-client's first chunk rides on the creation request
+(creation-with-upload).
 
 The finished upload is learnt as an application would: from the `Depot-Upload-Id` header of
 the PATCH that completed it.
@@ -195,3 +197,28 @@ def test_tus_js_client_in_a_new_process_resumes_the_upload_an_aborted_one_began(
     success = second.last("success")
     assert success["url"] == upload_url and success["depotUploadId"], second.describe()
     assert_downloads_intact(uploader, success["depotUploadId"], source_sha256, SIZE)
+
+
+def test_tus_js_client_sends_its_first_chunk_with_the_creation_request(uploader, server, tmp_path):
+    path = tmp_path / "source.png"
+    source_sha256 = write_source(path, 3 * CHUNK)
+
+    run = run_tus_js_client(
+        {
+            "endpoint": f"{server}/api/v1/tus",
+            "token": uploader.token,
+            "file": str(path),
+            "metadata": metadata(source_sha256),
+            "chunkSize": CHUNK,
+            "uploadDataDuringCreation": True,
+        }
+    )
+
+    assert run.returncode == 0, run.describe()
+    answers = [(e["method"], e["status"], e["uploadOffset"]) for e in run.of("response")]
+    assert answers == [
+        ("POST", 201, str(CHUNK)),
+        ("PATCH", 204, str(2 * CHUNK)),
+        ("PATCH", 204, str(3 * CHUNK)),
+    ], run.describe()
+    assert_downloads_intact(uploader, run.last("success")["depotUploadId"], source_sha256, 3 * CHUNK)

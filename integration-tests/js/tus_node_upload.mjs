@@ -20,6 +20,7 @@
 //   resume        look the file up in urlStorage and continue that upload (default false)
 //   retryDelays   tus-js-client's retryDelays (default: null, no retries)
 //   chunkSize     bytes per PATCH (default: the whole rest of the file in one PATCH)
+//   uploadDataDuringCreation  send the first chunk in the creation POST (default false)
 //   abortAfterBytes  call upload.abort() once this many bytes were sent (optional)
 import { createReadStream } from 'node:fs'
 import * as tus from 'tus-js-client'
@@ -44,6 +45,7 @@ const upload = new tus.Upload(createReadStream(options.file), {
   headers: { Authorization: `Bearer ${options.token}` },
   metadata: options.metadata,
   chunkSize: options.chunkSize ?? Number.POSITIVE_INFINITY,
+  uploadDataDuringCreation: Boolean(options.uploadDataDuringCreation),
   retryDelays: options.retryDelays ?? null,
   urlStorage: options.urlStorage ? new tus.FileUrlStorage(options.urlStorage) : undefined,
   storeFingerprintForResuming: Boolean(options.urlStorage),
