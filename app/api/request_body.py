@@ -35,17 +35,30 @@ class RequestBody:
     def __init__(self, request: Request) -> None:
         self._left = request.content_length
         self._block = FIRST_BLOCK_BYTES
+        self._failure: Exception | None = None
         self._server_stream = request.environ.get("wsgi.input")
         if self._left is None or not hasattr(self._server_stream, "readinto"):
             self.read = request.stream.read  # of unknown length: Werkzeug knows where it ends
 
     def read(self, size: int) -> bytes | bytearray:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
         block = bytearray(min(size, self._block, self._left))
         self._block = min(self._block * 2, size)
         filled = 0
         with memoryview(block) as view:
             while filled < len(block):
-                received = self._server_stream.readinto(view[filled:])
+                try:
+                    received = self._server_stream.readinto(view[filled:])
+                except Exception as error:
+                    if not filled:
+                        raise
+                    # What arrived before the failure is the caller's (a resumable upload
+                    # keeps it); the failure comes with the next read.
+                    # (Without its traceback, whose frames hold a view of the block.)
+                    self._failure = error.with_traceback(None)
+                    break
                 if not received:
                     break  # the client hung up: the caller sees a short body
                 filled += received

@@ -7,6 +7,10 @@ durable, so no fsync is needed. Bytes are sent as a multipart upload in parts of
 as they arrive, from a second thread (app.storage.pipeline), so an upload holds about one
 part and a few queued chunks in memory whatever the file's size.
 
+A resumable (tus) upload's bytes arrive across requests and replicas: `staging/<partial id>`
+is then a multipart upload that stays open between requests, with small objects beside it
+for the bytes not yet in a whole part (app.storage.s3_partials).
+
 Every botocore failure (network, credentials, a 5xx of the store, a timeout) becomes
 StorageError, which the data manager and the API already treat as "the store failed; nothing
 was kept".
@@ -20,6 +24,7 @@ removes it in the background once the store is back (app.storage.s3_leftovers).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
@@ -31,7 +36,16 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from app.attachments import content_disposition
 from app.storage import s3_leftovers
-from app.storage.base import FileStore, Intake, ObjectMissing, StagedFile, StorageError, StoredObject
+from app.storage.base import (
+    HEAD_BYTES,
+    PARTIAL_PREFIX,
+    FileStore,
+    Intake,
+    ObjectMissing,
+    StagedFile,
+    StorageError,
+    StoredObject,
+)
 from app.storage.pipeline import HashingWriter
 from app.storage.s3_client import (
     BOTO_FAILURES,
@@ -40,7 +54,9 @@ from app.storage.s3_client import (
     is_not_found,
     make_client,
 )
+from app.storage.s3_client import required as _required
 from app.storage.s3_leftovers import Leftovers, remove_key
+from app.storage.s3_partials import S3Partial, S3PartialWriter, new_partial_id, part_size_of
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 # S3 refuses parts under 5 MiB (except the last), and more than 10,000 parts.
@@ -60,15 +76,6 @@ log = logging.getLogger(__name__)
 # After a timeout, cleanups skip the store for this long and go straight to Leftovers: a
 # request that already waited for one timed-out call must not wait for its cleanups too.
 HUNG_SECONDS = 5.0
-
-
-def _required(reply: dict, name: str, operation: str) -> Any:
-    """A field S3 always answers with. Without it the reply was garbled or cut short (seen
-    under a network fault): a failure of the store, not of Depot."""
-    try:
-        return reply[name]
-    except KeyError:
-        raise StorageError(f"{operation} failed: the store's reply has no {name}") from None
 
 
 class S3ObjectReader:
@@ -247,12 +254,104 @@ class S3FileStore(FileStore):
 
     def discard_staged(self, staging_id: str) -> None:
         self._clean_up(self._staging_key(staging_id))
+        if staging_id.startswith(PARTIAL_PREFIX) and not self._remove_extras(self._partial(staging_id)):
+            # Still listed by iter_staged (by those objects), so `storage check --repair` ends it.
+            log.warning("the objects of staged bytes %s could not be listed; left for `storage check`", staging_id)
 
     def delete(self, key: str) -> None:
         # Keys are never reused, so a delete that fails now is retried in the background: the
         # caller learns of the failure, and the file does not outlive the outage.
         if not self._clean_up(self._object_key(key), uploads=False):
             raise StorageError("delete failed: the store did not answer; retrying in the background")
+
+    # --- resumable uploads (the layout: app.storage.s3_partials) -----------------------------
+
+    def begin_partial(self) -> str:
+        partial_id = new_partial_id(self.part_size)
+        key = self._staging_key(partial_id)
+        try:
+            _required(self.client.create_multipart_upload(Bucket=self.bucket, Key=key), "UploadId", "staging")
+        except (*BOTO_FAILURES, StorageError) as error:
+            self._saw(error)
+            self._clean_up(key)
+            if isinstance(error, StorageError):
+                raise
+            raise StorageError(f"staging failed: {describe(error)}") from error
+        return partial_id
+
+    def open_partial(self, partial_id: str, offset: int) -> S3PartialWriter:
+        partial = self._partial(partial_id)
+        full, rest = divmod(offset, partial.part_size)
+        try:
+            upload_id = partial.upload_id()
+            if upload_id is None or partial.sealed_size() is not None:
+                upload_id = partial.reopen_sealed(offset, upload_id)
+            partial.full_parts(upload_id, full)
+            pending, path, segments = partial.restore(offset)
+            if len(path) > 1:  # one segment in their place: the next opening reads one object
+                partial.put_segment(offset - rest, pending)
+        except BOTO_FAILURES as error:
+            self._saw(error)
+            raise StorageError(f"opening the staged bytes failed: {describe(error)}") from error
+        # Segments below the offset but the first are done with: older parts' (whole and
+        # durable now) and those just merged. Those at or past it (a killed request's) are
+        # not: this writer may put its own under those names, which a removal left to
+        # Leftovers in the background could then take; they are never read (see above).
+        for start, (key, _size) in segments.items():
+            if start < offset and start not in path[:1]:
+                self._clean_up(key, uploads=False)
+        return S3PartialWriter(partial, upload_id, offset, pending)
+
+    def seal_partial(self, partial_id: str, size: int, head: bytes) -> StagedFile:
+        partial = self._partial(partial_id)
+        full, rest = divmod(size, partial.part_size)
+        try:
+            upload_id = partial.upload_id()
+            if upload_id is None:
+                raise ObjectMissing("the upload's staged bytes are gone")
+            parts = partial.full_parts(upload_id, full)
+            if rest:
+                etag = partial.send_part(upload_id, full + 1, partial.restore(size)[0])
+                parts.append({"PartNumber": full + 1, "ETag": etag})
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=partial.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+            # The whole file is read back to hash it: a hash state cannot follow the upload
+            # from replica to replica (hashlib's cannot be saved), and this hashes what the
+            # store holds, as the local store hashes its file.
+            sha256, actual = self._hash_object(partial.key)
+        except BOTO_FAILURES as error:
+            self._saw(error)
+            raise StorageError(f"sealing failed: {describe(error)}") from error
+        if actual != size:
+            raise StorageError(f"sealing failed: {actual} bytes staged, {size} expected")
+        self._remove_extras(partial)
+        return StagedFile(staging_id=partial_id, size=size, sha256=sha256, head=head[:HEAD_BYTES])
+
+    def _partial(self, partial_id: str) -> S3Partial:
+        return S3Partial(self.client, self.bucket, self._staging_key(partial_id), part_size_of(partial_id))
+
+    def _remove_extras(self, partial: S3Partial) -> bool:
+        """Remove a partial's objects beside its multipart upload (segments, part records);
+        False if they could not be listed. Each removal that fails is left to Leftovers."""
+        if s3_leftovers.clock() < self._hung_until:
+            return False
+        try:
+            extras = S3Partial(self.quick_client, self.bucket, partial.key, partial.part_size).extras()
+        except BOTO_FAILURES as error:
+            self._saw(error)
+            return False
+        for key in extras:
+            self._clean_up(key, uploads=False)
+        return True
+
+    def _hash_object(self, key: str) -> tuple[str, int]:
+        digest, size = hashlib.sha256(), 0
+        with S3ObjectReader(self.client, self.bucket, key) as reader:
+            while block := reader.read(1024 * 1024):
+                digest.update(block)
+                size += len(block)
+        return digest.hexdigest(), size
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -293,16 +392,33 @@ class S3FileStore(FileStore):
         yield from self._listing(f"{self.prefix}objects/")
 
     def iter_staged(self) -> Iterator[StoredObject]:
+        """Staged objects, and multipart uploads not completed (a worker killed mid-upload, a
+        resumable upload in progress), which hold storage too. A resumable upload's other
+        objects (`<id>.<...>`: app.storage.s3_partials) count with it: each staging id is
+        listed once, with the bytes it holds."""
         prefix = f"{self.prefix}staging/"
-        yield from self._listing(prefix)
-        # Multipart uploads never completed (a worker killed mid-upload) hold storage too.
+        found: dict[str, StoredObject] = {}
+
+        def add(name: str, size: int, modified_at: datetime) -> None:
+            if not _SAFE_KEY.match(name):
+                return  # not ours
+            if name in found:
+                seen = found[name]
+                size, modified_at = seen.size + size, max(seen.modified_at, modified_at)
+            found[name] = StoredObject(key=name, size=size, modified_at=modified_at)
+
         try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(prefix) :]
+                    if name.startswith(PARTIAL_PREFIX):
+                        name = name.split(".", 1)[0]  # a partial's segment or part record
+                    add(name, item["Size"], item["LastModified"])
             for upload in self._multipart_uploads(prefix):
-                name = upload["Key"][len(prefix) :]
-                if _SAFE_KEY.match(name):
-                    yield StoredObject(key=name, size=0, modified_at=self._last_activity(upload))
+                add(upload["Key"][len(prefix) :], *self._upload_activity(upload))
         except BOTO_FAILURES as error:
             raise StorageError(f"listing failed: {describe(error)}") from error
+        yield from found.values()
 
     def check(self) -> None:
         """One HEAD of the bucket: the store answers, the credentials are accepted and the
@@ -397,17 +513,18 @@ class S3FileStore(FileStore):
         except BOTO_FAILURES as error:
             raise StorageError(f"listing failed: {describe(error)}") from error
 
-    def _last_activity(self, upload: dict) -> datetime:
-        """When a multipart upload last received a part: a slow upload still sending parts
-        is in progress, however long ago it started."""
-        latest = upload["Initiated"]
+    def _upload_activity(self, upload: dict) -> tuple[int, datetime]:
+        """The bytes a multipart upload holds, and when it last received a part: a slow upload
+        still sending parts is in progress, however long ago it started."""
+        size, latest = 0, upload["Initiated"]
         pages = self.client.get_paginator("list_parts").paginate(
             Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
         )
         for page in pages:
             for part in page.get("Parts", []):
+                size += part["Size"]
                 latest = max(latest, part["LastModified"])
-        return latest
+        return size, latest
 
     def _multipart_uploads(self, prefix: str) -> Iterator[dict]:
         for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):

@@ -16,6 +16,8 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.storage.base import StorageError
+
 NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchUpload"}
 BOTO_FAILURES = (BotoCoreError, ClientError)
 
@@ -59,6 +61,15 @@ def describe(error: Exception) -> str:
     if isinstance(error, ClientError):
         return error.response.get("Error", {}).get("Code", "ClientError")
     return type(error).__name__
+
+
+def required(reply: dict, name: str, operation: str) -> Any:
+    """A field S3 always answers with. Without it the reply was garbled or cut short (seen
+    under a network fault): a failure of the store, not of Depot."""
+    try:
+        return reply[name]
+    except KeyError:
+        raise StorageError(f"{operation} failed: the store's reply has no {name}") from None
 
 
 def is_not_found(error: ClientError) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -52,3 +53,25 @@ def test_a_body_of_unknown_length_goes_through_werkzeugs_stream():
     blocks = _blocks(RequestBody(Request(environ)), 4)
 
     assert b"".join(blocks) == b"hello world"
+
+
+def test_bytes_that_arrived_before_a_failure_are_returned_then_the_failure():
+    class Stalls(io.RawIOBase):
+        def __init__(self) -> None:
+            self._sent = False
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            if self._sent:
+                raise TimeoutError("timed out")
+            self._sent = True
+            buffer[:300] = b"c" * 300
+            return 300
+
+    body = RequestBody(_request(Stalls(), **{"Content-Length": "5000"}))
+
+    assert bytes(body.read(1000)) == b"c" * 300
+    with pytest.raises(TimeoutError):
+        body.read(1000)

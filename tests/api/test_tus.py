@@ -1,29 +1,74 @@
 """tus 1.0.0 resumable uploads over WebTest (app/api/tus.py, app/services/resumable_uploads.py):
 the protocol's headers and statuses, the rules of `POST /uploads`, and the all-or-nothing
-commit of the last byte."""
+commit of the last byte. Every test runs on the local store and on S3 (moto, 5 MiB parts)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from webtest import TestRequest
 
 from app.extensions import db
 from app.models import ResumableUpload, Upload
 from app.models.base import utcnow
+from app.services.storage_audit import StorageAuditService
+from app.storage.s3 import MIN_PART_SIZE
 from app.transactions import manager
-from tests.helpers import png_bytes, sha256_hex
+from tests.helpers import S3_BUCKET, S3_SETTINGS, png_bytes, sha256_hex
 
 TUS = "/api/v1/tus"
 V = {"Tus-Resumable": "1.0.0"}
 OFFSET_TYPE = "application/offset+octet-stream"
+MIB = 1024 * 1024
 
 
 def metadata(**values: str) -> str:
     return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" for key, value in values.items())
+
+
+@pytest.fixture(params=["local", "s3"])
+def store_settings(request) -> dict[str, str]:
+    """The settings of each store in turn: the local folder, then S3 (moto) with 5 MiB parts."""
+    if request.param == "local":
+        return {}
+    request.getfixturevalue("s3_client")
+    return {**S3_SETTINGS, "S3_PART_SIZE_BYTES": str(MIN_PART_SIZE)}
+
+
+@pytest.fixture
+def app(app_factory, store_settings):
+    """The app on the store of this run."""
+    return app_factory(**store_settings)
+
+
+@pytest.fixture
+def uploader_on(uploader_on, store_settings):
+    """conftest's uploader_on, on the store of this run."""
+    return lambda **settings: uploader_on(**{**store_settings, **settings})
+
+
+@pytest.fixture
+def stored(request, store_settings, disk):
+    """Everything in the store, whichever it is: stored() -> {"objects": [...], "staging": [...]}
+    (on S3, every key in the bucket and every unfinished multipart upload)."""
+    if not store_settings:
+        return disk
+
+    def listing() -> dict[str, list[str]]:
+        s3 = request.getfixturevalue("s3_client")
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=S3_BUCKET).get("Contents", []))
+        uploads = sorted(u["Key"] for u in s3.list_multipart_uploads(Bucket=S3_BUCKET).get("Uploads", []))
+        return {
+            "objects": [k.removeprefix("objects/") for k in keys if k.startswith("objects/")],
+            "staging": [k for k in keys if not k.startswith("objects/")] + uploads,
+        }
+
+    return listing
 
 
 @pytest.fixture
@@ -100,6 +145,23 @@ def test_an_upload_sent_in_parts_becomes_one_upload_at_its_last_byte(testapp, up
     assert later.headers["Depot-Upload-Id"] == upload_id
     status = testapp.get(location, headers={**V, **uploader_headers}).json
     assert (status["offset"], status["length"], status["upload"]["id"]) == (len(data), len(data), upload_id)
+
+
+def test_patches_of_uneven_sizes_across_parts_make_the_whole_file(testapp, uploader_headers, create, stored):
+    data = png_bytes(17 * MIB + 3)
+    location = path_of(create(uploader_headers, len(data)))
+    offset = 0
+    for size in [3 * MIB, 7 * MIB, 1, 5 * MIB - 1, 1, MIB + 7]:  # then the rest
+        response = patch(testapp, location, uploader_headers, offset, data[offset : offset + size])
+        offset += size
+        assert response.headers["Upload-Offset"] == str(offset)
+
+    last = patch(testapp, location, uploader_headers, offset, data[offset:])
+
+    upload_id = last.headers["Depot-Upload-Id"]
+    assert testapp.get(f"/api/v1/uploads/{upload_id}", headers=uploader_headers).json["sha256"] == sha256_hex(data)
+    assert testapp.get(f"/api/v1/uploads/{upload_id}/content", headers=uploader_headers).body == data
+    assert stored() == {"objects": [upload_id.replace("-", "")], "staging": []}
 
 
 def test_creation_with_upload_takes_the_first_bytes(testapp, uploader_headers, create):
@@ -261,14 +323,15 @@ def test_a_body_past_the_length_is_413_and_keeps_nothing_past_it(testapp, upload
     assert count(fetch, Upload) == 0
 
 
-def test_termination_removes_the_row_and_its_bytes(testapp, uploader_headers, create, fetch, disk):
-    location = path_of(create(uploader_headers, 10_000))
-    patch(testapp, location, uploader_headers, 0, png_bytes(10_000)[:5000])
+def test_termination_removes_the_row_and_its_bytes(testapp, uploader_headers, create, fetch, stored):
+    location = path_of(create(uploader_headers, 12 * MIB))
+    patch(testapp, location, uploader_headers, 0, png_bytes(12 * MIB)[: 7 * MIB + 5])  # past a part, on S3
+    assert stored()["staging"] != []
 
     testapp.delete(location, headers={**V, **uploader_headers}, status=204)
 
     assert count(fetch, ResumableUpload) == 0
-    assert disk() == {"objects": [], "staging": []}
+    assert stored() == {"objects": [], "staging": []}
     testapp.head(location, headers={**V, **uploader_headers}, status=404)
 
 
@@ -305,3 +368,55 @@ def test_errors_carry_tus_resumable(testapp, uploader_headers):
     missing = testapp.head(f"{TUS}/{'0' * 32}", headers={**V, **uploader_headers}, status=404)
 
     assert missing.headers["Tus-Resumable"] == "1.0.0"
+
+
+class _StallingBody(io.RawIOBase):
+    """A PATCH body that sends `data`, then stalls: the idle timeout fires (TimeoutError)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        count = self._data.readinto(buffer)
+        if not count:
+            raise TimeoutError("timed out")
+        return count
+
+
+def test_a_patch_that_stalls_ends_with_408_and_keeps_what_arrived(testapp, uploader_headers, create):
+    data = png_bytes(50_000)
+    location = path_of(create(uploader_headers, 100_000))
+    request = TestRequest.blank(
+        location,
+        method="PATCH",
+        headers={**V, **uploader_headers, "Upload-Offset": "0", "Content-Type": OFFSET_TYPE},
+    )
+    request.environ["CONTENT_LENGTH"] = "100000"
+    request.environ["wsgi.input"] = _StallingBody(data)  # one read per call, as gunicorn's
+
+    stalled = testapp.do_request(request, status=408)
+
+    assert stalled.json["error"] == "body_timeout"
+    assert testapp.head(location, headers={**V, **uploader_headers}).headers["Upload-Offset"] == "50000"
+
+
+def test_storage_check_counts_an_unfinished_upload_once_and_repairs_abandoned_bytes(
+    testapp, uploader_headers, create, app, stored
+):
+    location = path_of(create(uploader_headers, 12 * MIB))
+    patch(testapp, location, uploader_headers, 0, png_bytes(12 * MIB)[: 6 * MIB + 1])  # a part and a segment, on S3
+    with app.app_context(), manager:
+        partial_id = db.session.scalar(select(ResumableUpload.partial_id))
+    with app.app_context():
+        audit = app.injector.get(StorageAuditService)
+        in_progress = audit.check(grace_seconds=0)
+        with manager:  # the row is lost (say, restored from an older backup); its bytes stay
+            db.session.execute(delete(ResumableUpload))
+        repaired = audit.check(grace_seconds=0, repair=True)
+
+    assert (in_progress.resumable, in_progress.stale_staged, in_progress.consistent) == ([partial_id], [], True)
+    assert (repaired.stale_staged, repaired.removed, repaired.consistent) == ([partial_id], [partial_id], True)
+    assert stored() == {"objects": [], "staging": []}
