@@ -6,7 +6,7 @@ midway and resumed, and the finished file is downloaded and compared by SHA-256.
 - Through the scale-out deployment (nginx, the compose template, in front of two gunicorn
   replicas, the S3 store), the upload's PATCHes reach both replicas: any replica continues
   any upload.
-- On one gunicorn server with the local store.
+- On the session's gunicorn server, with the local store.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ATTACKABLE, TOPOLOGY_MAX_UPLOAD, Api, depot_env, running_depot
-from js_clients import PAGE_ORIGIN, chromium_context, open_uppy_page
-from processes import temporary_database
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TOPOLOGY_MAX_UPLOAD, Api
+from js_clients import chromium_context, open_uppy_page
 
 MIB = 1024 * 1024
 # Under the topology's upload limit; several PATCHes of CHUNK, so nginx spreads them.
@@ -48,15 +47,6 @@ def admin(topology) -> Api:
 def uploader(topology, admin) -> Api:
     """A fresh uploader, through the proxy."""
     return new_uploader(admin)
-
-
-@pytest.fixture(scope="module")
-def local_depot(tmp_path_factory) -> str:
-    """Base URL of Depot on the local store under gunicorn, allowing the page's origin (CORS)."""
-    with temporary_database() as database_url:
-        env = depot_env(database_url, tmp_path_factory.mktemp("uppy-data"), CORS_ORIGINS=PAGE_ORIGIN, **ATTACKABLE)
-        with running_depot(env, "uppy-local", tmp_path_factory.mktemp("uppy-gunicorn")) as url:
-            yield url
 
 
 def new_uploader(admin: Api) -> Api:
@@ -154,7 +144,7 @@ def test_uppy_in_chromium_pauses_and_resumes_through_nginx_across_both_replicas(
     assert patched_by == {f"127.0.0.1:{replica.port}" for replica in topology.replicas}, patched_by
 
 
-def test_uppy_in_chromium_pauses_and_resumes_on_the_local_store(local_depot, tmp_path):
-    uploader = new_uploader(Api(local_depot).login(ADMIN_EMAIL, ADMIN_PASSWORD))
+def test_uppy_in_chromium_pauses_and_resumes_on_the_local_store(server, tmp_path):
+    uploader = new_uploader(Api(server).login(ADMIN_EMAIL, ADMIN_PASSWORD))
 
-    upload_paused_and_resumed(local_depot, uploader, tmp_path)
+    upload_paused_and_resumed(server, uploader, tmp_path)
