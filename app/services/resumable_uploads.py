@@ -7,9 +7,12 @@ as they have arrived. Only the creator or an admin sees an upload; anyone else g
 
 Bytes arrive in any number of PATCH requests, on any replica. A request writes only while it
 holds the upload's lease (a second one gets 423), appends at the durable offset, and makes
-its progress durable every CHECKPOINT_BYTES and every RENEW_SECONDS (the store's sync, then
-the offset in the row), so a client cut off, or a worker killed, resumes from the last
-checkpoint. A PATCH carrying `Upload-Checksum` is all or nothing instead: its bytes count
+its progress durable every CHECKPOINT_BYTES and every RENEW_SECONDS (the lease renewed, the
+store's sync, then the offset in the row), so a client cut off, or a worker killed, resumes
+from the last checkpoint. The lease is renewed before each sync and before the first write
+after a pause of RENEW_SECONDS, so a request that stalled past its lease writes nothing more.
+(Left open: one store write that itself takes longer than the lease.)
+A PATCH carrying `Upload-Checksum` is all or nothing instead: its bytes count
 only once its checksum matched.
 
 When the last byte has arrived the staged bytes are sealed (hashed), then promoted and the
@@ -260,6 +263,7 @@ class ResumableUploadService:
                     if time.monotonic() - renewed >= RENEW_SECONDS or (
                         digest is None and position - durable >= CHECKPOINT_BYTES
                     ):
+                        self._renew(lease)  # still ours (a stall may have outlasted it), before any store work
                         if digest is None:
                             durable = writer.sync()
                         self._checkpointed(lease, durable, head=bytes(head))
@@ -273,10 +277,12 @@ class ResumableUploadService:
                         head += chunk[: HEAD_BYTES - len(head)]
                         if len(head) >= HEAD_BYTES or position == lease.length:
                             self._check_head(lease, filename, content_type, bytes(head))
+                self._renew(lease)
                 position = writer.sync()
             except (BodyTimeout, Malformed, OSError):
                 # The client stopped or vanished: what arrived stays, unless it must be checked.
                 if digest is None:
+                    self._renew(lease)
                     self._checkpointed(lease, writer.sync(), head=bytes(head))
                 raise
         except StorageError as error:
@@ -359,6 +365,20 @@ class ResumableUploadService:
                 lease.released = True
                 return self.session.get(ResumableUpload, lease.upload_id)
         return None
+
+    def _renew(self, lease: _Lease) -> None:
+        """Extend the lease before touching the store: Locked if another request took the
+        upload over meanwhile (this one stalled longer than LEASE_SECONDS), so a writer that
+        lost its lease never writes, even to the staged bytes past the durable offset, which
+        the new holder may be writing too (on S3, objects at the same keys)."""
+        with self.tm:
+            changed = self.session.execute(
+                update(ResumableUpload)
+                .where(ResumableUpload.id == lease.upload_id, ResumableUpload.lock_token == lease.token)
+                .values(locked_until=utcnow() + timedelta(seconds=LEASE_SECONDS))
+            ).rowcount
+        if not changed:
+            raise Locked("This upload was taken over by another request while this one stalled.")
 
     def _release_quietly(self, lease: _Lease) -> None:
         try:

@@ -17,6 +17,7 @@ from app.extensions import db
 from app.models import ResumableUpload, Upload
 from app.models.base import utcnow
 from app.services.storage_audit import StorageAuditService
+from app.storage.base import FileStore
 from app.storage.s3 import MIN_PART_SIZE
 from app.transactions import manager
 from tests.helpers import S3_BUCKET, S3_SETTINGS, png_bytes, sha256_hex
@@ -420,3 +421,69 @@ def test_storage_check_counts_an_unfinished_upload_once_and_repairs_abandoned_by
     assert (in_progress.resumable, in_progress.stale_staged, in_progress.consistent) == ([partial_id], [], True)
     assert (repaired.stale_staged, repaired.removed, repaired.consistent) == ([partial_id], [partial_id], True)
     assert stored() == {"objects": [], "staging": []}
+
+
+def test_a_patch_that_lost_its_lease_while_stalled_writes_nothing_more(
+    testapp, uploader_headers, create, app, monkeypatch
+):
+    import app.services.resumable_uploads as resumable
+
+    monkeypatch.setattr(resumable, "RENEW_SECONDS", 0)  # renew before every block
+    data = png_bytes(200_000)
+    location = path_of(create(uploader_headers, len(data)))
+    taken_over, store_work_after = [], []
+    store = app.injector.get(FileStore)
+    open_partial = store.open_partial
+
+    class Watched:
+        """The store's writer, noting any write or sync once the upload was taken over."""
+
+        def __init__(self, writer) -> None:
+            self._writer = writer
+
+        def write(self, chunk) -> None:
+            store_work_after.extend(["write"] if taken_over else [])
+            self._writer.write(chunk)
+
+        def sync(self) -> int:
+            store_work_after.extend(["sync"] if taken_over else [])
+            return self._writer.sync()
+
+        def __getattr__(self, name):
+            return getattr(self._writer, name)
+
+    monkeypatch.setattr(store, "open_partial", lambda *args: Watched(open_partial(*args)))
+
+    class TakenOverMidway(io.RawIOBase):
+        """Sends the first 64 KiB; while the client stalls, another request takes the upload."""
+
+        def __init__(self) -> None:
+            self._data, self._reads = io.BytesIO(data), 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            self._reads += 1
+            if self._reads == 2:
+                taken_over.append(True)
+                with app.app_context(), manager:
+                    db.session.execute(
+                        update(ResumableUpload).values(
+                            lock_token="y" * 32, locked_until=utcnow() + timedelta(seconds=30)
+                        )
+                    )
+            return self._data.readinto(buffer)
+
+    request = TestRequest.blank(
+        location, method="PATCH", headers={**V, **uploader_headers, "Upload-Offset": "0", "Content-Type": OFFSET_TYPE}
+    )
+    request.environ["CONTENT_LENGTH"] = str(len(data))
+    request.environ["wsgi.input"] = TakenOverMidway()
+
+    testapp.do_request(request, status=423)
+
+    with app.app_context():
+        row = db.session.scalar(select(ResumableUpload))
+    assert (row.lock_token, row.offset) == ("y" * 32, 0)  # the new holder's, and nothing recorded
+    assert store_work_after == []  # not even a sync of what it had written before
