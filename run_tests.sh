@@ -6,9 +6,10 @@
 #
 # Needs no server running: PostgreSQL and Redis are started for the run, on free loopback
 # ports, unless DEPOT_TEST_PG / DEPOT_TEST_REDIS name servers to use (see README). Their
-# server programs, nginx and wrk (the benchmark's smoke run) come from Debian's packages and
-# are installed here when missing and the script runs as root; otherwise the tests that need
-# them fail and say what to install.
+# server programs, nginx, wrk (the benchmark's smoke run), Node.js and Chromium (the
+# JavaScript tus clients' tests) come from Debian's packages and are installed here when
+# missing and the script runs as root; otherwise the tests that need them fail and say what
+# to install. The JavaScript clients themselves come from integration-tests/js's lockfile.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -47,6 +48,29 @@ install_debian_package '/usr/lib/postgresql/*/bin/initdb' postgresql
 install_debian_package redis-server redis-server
 # The compose storage healthcheck (busybox wget in the image) is run against a real weed.
 install_debian_package wget wget
+# The real JavaScript tus clients: tus-js-client runs under Node; Uppy runs in Debian's
+# Chromium, which Playwright drives (it never downloads a browser of its own).
+install_debian_package node nodejs
+install_debian_package npm npm
+install_debian_package chromium chromium
+
+# install_js_clients DIR: the npm packages of DIR's committed package-lock.json (`npm ci`),
+# skipped when node_modules was installed from this very lockfile (a stamp of its hash).
+install_js_clients() {
+    local stamp="$1/node_modules/.depot-lockfile.sha256" wanted
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "==> npm is missing: install Debian's nodejs and npm; the tests needing them will fail"
+        return
+    fi
+    wanted="$(sha256sum "$1/package-lock.json" | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+        return
+    fi
+    echo "==> installing the npm packages of $1 (npm ci)"
+    (cd "$1" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$wanted" >"$stamp"
+}
+install_js_clients integration-tests/js
 
 echo "==> installing pinned requirements"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/development.txt

@@ -60,6 +60,8 @@ def server_env(database_url, tmp_path_factory):
         tmp_path_factory.mktemp("depot-data"),
         ALLOW_REGISTRATION="true",
         AUTH_RATE_LIMIT="1000 per minute",
+        # The browser tests' page (js_clients.PAGE_ORIGIN), as the topology allows it too.
+        CORS_ORIGINS="https://spa.example.com",
         **ATTACKABLE,
     )
 

@@ -459,7 +459,9 @@ class PostgresServer:
 
 class FaultRelay:
     """A TCP relay to `target_port`; `fail()` cuts every connection and refuses new ones
-    until `heal()`. With `fail_after_bytes`, it cuts once that many more bytes went upstream."""
+    until `heal()`. With `fail_after_bytes`, it cuts once that many more bytes went upstream
+    (and, with `then_heal`, accepts new connections right after, as a network path that drops
+    once). `upstream_bytes` counts what clients sent through it."""
 
     def __init__(self, target_port: int) -> None:
         self.target = ("127.0.0.1", target_port)
@@ -470,7 +472,9 @@ class FaultRelay:
         self._sockets: set[socket.socket] = set()
         self._failing = False
         self._budget: int | None = None
+        self._heal_after_cut = False
         self._closed = False
+        self.upstream_bytes = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def fail(self) -> None:
@@ -480,9 +484,10 @@ class FaultRelay:
         for sock in sockets:
             _reset(sock)
 
-    def fail_after_bytes(self, count: int) -> None:
+    def fail_after_bytes(self, count: int, then_heal: bool = False) -> None:
         with self._lock:
             self._budget = count
+            self._heal_after_cut = then_heal
 
     def heal(self) -> None:
         with self._lock:
@@ -520,6 +525,8 @@ class FaultRelay:
             while data := source.recv(65536):
                 if upstream_bound and self._spend(len(data)):
                     self.fail()
+                    if self._heal_after_cut:
+                        self.heal()
                     return
                 sink.sendall(data)
         except OSError:
@@ -531,6 +538,7 @@ class FaultRelay:
     def _spend(self, size: int) -> bool:
         """Count bytes against the budget; True when it is used up (time to fail)."""
         with self._lock:
+            self.upstream_bytes += size
             if self._budget is None:
                 return False
             self._budget -= size

@@ -1,0 +1,145 @@
+"""The real JavaScript tus clients the integration tests drive, and how they are started.
+
+- tus-js-client runs under Node (integration-tests/js/tus_node_upload.mjs), one process per
+  attempt, and reports what it did as JSON lines: every request and response, its progress,
+  and how it ended. A second process resumes what a first one started, as a restarted
+  program would, from the URL tus-js-client itself stored.
+- Uppy (@uppy/core with @uppy/tus, from the `uppy` package's prebuilt bundle) runs in
+  Debian's Chromium driven by Playwright: `chromium_context` launches the machine's
+  /usr/bin/chromium (never a downloaded browser) on a fresh profile.
+
+Both come from integration-tests/js/package-lock.json, which ./run_tests.sh installs with
+`npm ci`; when they are missing the tests fail and say so, never skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from processes import ROOT
+
+JS_DIR = ROOT / "integration-tests" / "js"
+NODE_UPLOAD_SCRIPT = JS_DIR / "tus_node_upload.mjs"
+UPPY_PAGE = JS_DIR / "uppy_page.html"
+UPPY_BUNDLE = JS_DIR / "node_modules" / "uppy" / "dist" / "uppy.min.js"
+# Where the Uppy page is served from: the browser origin Depot's CORS_ORIGINS must allow.
+PAGE_ORIGIN = "https://spa.example.com"
+CHROMIUM = Path("/usr/bin/chromium")
+# What the machine's Chromium needs to start headless as root with no network but loopback:
+# without the background-networking flags it keeps trying to reach Google's hosts.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def require_js_clients() -> None:
+    """Fail (never skip) with the way to install them when the npm packages are missing."""
+    if not (JS_DIR / "node_modules" / "tus-js-client" / "package.json").exists() or not UPPY_BUNDLE.exists():
+        pytest.fail(
+            "The JavaScript tus clients are not installed: run `npm ci` in integration-tests/js "
+            "(./run_tests.sh does it).",
+            pytrace=False,
+        )
+
+
+def node() -> str:
+    found = shutil.which("node")
+    if not found:
+        pytest.fail("Node.js is not installed: tus-js-client runs under it (Debian's nodejs package).", pytrace=False)
+    return found
+
+
+@dataclass
+class NodeRun:
+    """What one tus-js-client process did: its JSON-line events, exit code and stderr."""
+
+    returncode: int
+    events: list[dict] = field(default_factory=list)
+    stderr: str = ""
+
+    def of(self, kind: str) -> list[dict]:
+        return [event for event in self.events if event["event"] == kind]
+
+    def last(self, kind: str) -> dict:
+        found = self.of(kind)
+        assert found, f"tus-js-client reported no {kind!r} event:\n{self.describe()}"
+        return found[-1]
+
+    def describe(self) -> str:
+        lines = [json.dumps(event) for event in self.events]
+        return "\n".join([*lines, f"exit {self.returncode}", self.stderr[-3000:]])
+
+
+def run_tus_js_client(options: dict, timeout: float = 300) -> NodeRun:
+    """Run tus_node_upload.mjs with `options` (see its header) and collect what it reported."""
+    require_js_clients()
+    done = subprocess.run(
+        [node(), str(NODE_UPLOAD_SCRIPT), json.dumps(options)],
+        cwd=JS_DIR,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return NodeRun(done.returncode, events, done.stderr)
+
+
+@contextlib.contextmanager
+def chromium_context(profile_dir: Path) -> Iterator[object]:
+    """A Playwright browser context in Debian's Chromium, headless, on the fresh profile
+    `profile_dir`; closed (and Playwright stopped) afterwards."""
+    require_js_clients()
+    if not CHROMIUM.exists():
+        pytest.fail(
+            "Debian's Chromium is not installed (/usr/bin/chromium): `apt-get install chromium` "
+            "(./run_tests.sh does it when run as root).",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile_dir), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def open_uppy_page(context, origin: str = PAGE_ORIGIN):
+    """A new tab on uppy_page.html at `origin` (served by Playwright from integration-tests/js,
+    with the `uppy` bundle beside it), allowed to reach Depot on loopback.
+
+    The page is on another origin than the API, as a single-page app using Depot is. Chromium
+    asks the user before a page reaches a loopback address (Local Network Access): the test
+    grants that permission as a user would, since here the API is on loopback rather than on
+    the public address it would have in production."""
+    files = {"/uppy.html": (UPPY_PAGE, "text/html"), "/uppy.min.js": (UPPY_BUNDLE, "text/javascript")}
+
+    def serve(route) -> None:
+        found = files.get(urlsplit(route.request.url).path)
+        if found is None:
+            route.fulfill(status=404, body="not found")
+        else:
+            route.fulfill(status=200, content_type=found[1], body=found[0].read_bytes())
+
+    context.grant_permissions(["local-network-access"], origin=origin)
+    page = context.new_page()
+    page.route(f"{origin}/**", serve)
+    page.goto(f"{origin}/uppy.html")
+    return page
