@@ -144,15 +144,20 @@ def running_depot(env: dict, name: str, log_dir) -> Iterator[str]:
         replica.stop()
 
 
-@pytest.fixture
-def uploader(api, admin_api) -> Api:
-    """A client logged in as a fresh uploader of the `server` Depot."""
+def new_uploader(admin: Api) -> Api:
+    """A client logged in as a fresh uploader of the Depot `admin` is logged in to."""
     email = f"up-{uuid.uuid4().hex[:10]}@example.com"
-    created = admin_api.post(
+    created = admin.post(
         "/api/v1/users", json={"email": email, "password": USER_PASSWORD, "name": "U", "roles": ["uploader"]}
     )
     assert created.status_code == 201, created.text
-    return api.login(email, USER_PASSWORD)
+    return Api(admin.base_url).login(email, USER_PASSWORD)
+
+
+@pytest.fixture
+def uploader(admin_api) -> Api:
+    """A client logged in as a fresh uploader of the `server` Depot."""
+    return new_uploader(admin_api)
 
 
 class Api:
@@ -265,3 +270,9 @@ def topology(tmp_path_factory):
         stack.callback(topology.proxy.stop)
         topology.s3 = store.client()
         yield topology
+
+
+@pytest.fixture
+def topology_uploader(topology) -> Api:
+    """A client logged in as a fresh uploader of the scale-out topology, through its proxy."""
+    return new_uploader(Api(topology.proxy.url).login(ADMIN_EMAIL, ADMIN_PASSWORD))

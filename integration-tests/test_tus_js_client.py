@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TOPOLOGY_MAX_UPLOAD, USER_PASSWORD, Api
+from conftest import TOPOLOGY_MAX_UPLOAD, Api
 from js_clients import NodeRun, run_tus_js_client
 from processes import FaultRelay
 
@@ -66,18 +66,6 @@ def relay(server):
     relay = FaultRelay(urlsplit(server).port)
     yield relay
     relay.close()
-
-
-@pytest.fixture
-def topology_uploader(topology) -> Api:
-    """A fresh uploader of the scale-out deployment, through its proxy."""
-    admin = Api(topology.proxy.url).login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    email = f"tus-js-{uuid.uuid4().hex[:10]}@example.com"
-    created = admin.post(
-        "/api/v1/users", json={"email": email, "password": USER_PASSWORD, "name": "T", "roles": ["uploader"]}
-    )
-    assert created.status_code == 201, created.text
-    return Api(topology.proxy.url).login(email, USER_PASSWORD)
 
 
 def metadata(source_sha256: str | None = None) -> dict[str, str]:

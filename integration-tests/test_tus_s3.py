@@ -17,12 +17,11 @@ import time
 import uuid
 
 import pytest
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TOPOLOGY_BUCKET, Api
+from conftest import TOPOLOGY_BUCKET, Api
 from processes import wait_until
 
 from app.storage.s3 import S3FileStore
 
-PASSWORD = "tus on s3 password"
 MIB = 1024 * 1024
 TUS = "/api/v1/tus"
 V = {"Tus-Resumable": "1.0.0"}
@@ -38,15 +37,9 @@ def sha256(data: bytes) -> str:
 
 
 @pytest.fixture
-def token(topology) -> str:
+def token(topology_uploader) -> str:
     """The bearer token of a fresh uploader."""
-    admin = Api(topology.proxy.url).login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    email = f"tus-{uuid.uuid4().hex[:10]}@example.com"
-    created = admin.post(
-        "/api/v1/users", json={"email": email, "password": PASSWORD, "name": "T", "roles": ["uploader"]}
-    )
-    assert created.status_code == 201, created.text
-    return Api(topology.proxy.url).login(email, PASSWORD).token
+    return topology_uploader.token
 
 
 def create(topology, client: Api, length: int) -> tuple[str, str]:

@@ -18,8 +18,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, TOPOLOGY_MAX_UPLOAD, Api
+from conftest import TOPOLOGY_MAX_UPLOAD, Api
 from js_clients import chromium_context, open_uppy_page
 
 MIB = 1024 * 1024
@@ -30,33 +29,10 @@ CHUNK = 8 * MIB
 # coarse steps, so the pause may come once that PATCH's body has gone but before its answer).
 PAUSE_AT = 3 * CHUNK + CHUNK // 2
 TUS = {"Tus-Resumable": "1.0.0"}
-PASSWORD = "uppy password"
 # Generous bounds for a browser on a 2-core machine; a hang fails instead of blocking.
 WAIT_MS = 180_000
 
 assert SIZE < TOPOLOGY_MAX_UPLOAD
-
-
-@pytest.fixture(scope="module")
-def admin(topology) -> Api:
-    """The admin, through the proxy."""
-    return Api(topology.proxy.url).login(ADMIN_EMAIL, ADMIN_PASSWORD)
-
-
-@pytest.fixture
-def uploader(topology, admin) -> Api:
-    """A fresh uploader, through the proxy."""
-    return new_uploader(admin)
-
-
-def new_uploader(admin: Api) -> Api:
-    """A fresh uploader of the Depot `admin` is logged in to."""
-    email = f"uppy-{uuid.uuid4().hex[:10]}@example.com"
-    created = admin.post(
-        "/api/v1/users", json={"email": email, "password": PASSWORD, "name": "U", "roles": ["uploader"]}
-    )
-    assert created.status_code == 201, created.text
-    return Api(admin.base_url).login(email, PASSWORD)
 
 
 def write_source(folder: Path) -> tuple[Path, str]:
@@ -132,7 +108,8 @@ def upload_paused_and_resumed(base_url: str, uploader: Api, tmp_path: Path) -> s
     return tus_path
 
 
-def test_uppy_in_chromium_pauses_and_resumes_through_nginx_across_both_replicas(topology, uploader, tmp_path):
+def test_uppy_in_chromium_pauses_and_resumes_through_nginx_across_both_replicas(topology, topology_uploader, tmp_path):
+    uploader = topology_uploader
     tus_path = upload_paused_and_resumed(topology.proxy.url, uploader, tmp_path)
 
     # nginx sent this upload's PATCHes to both replicas.
@@ -144,7 +121,5 @@ def test_uppy_in_chromium_pauses_and_resumes_through_nginx_across_both_replicas(
     assert patched_by == {f"127.0.0.1:{replica.port}" for replica in topology.replicas}, patched_by
 
 
-def test_uppy_in_chromium_pauses_and_resumes_on_the_local_store(server, tmp_path):
-    uploader = new_uploader(Api(server).login(ADMIN_EMAIL, ADMIN_PASSWORD))
-
+def test_uppy_in_chromium_pauses_and_resumes_on_the_local_store(server, uploader, tmp_path):
     upload_paused_and_resumed(server, uploader, tmp_path)

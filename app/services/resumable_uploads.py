@@ -54,7 +54,7 @@ from app.exceptions import (
 )
 from app.models import Role, Upload
 from app.models.base import utcnow
-from app.models.resumable_upload import ResumableUpload, reserved_bytes
+from app.models.resumable_upload import ResumableUpload
 from app.services.file_rules import check_leading_bytes, content_type_for_name, sanitize_filename
 from app.services.principal import Principal
 from app.services.upload_slots import UploadSlots
@@ -137,14 +137,12 @@ class ResumableUploadService:
         slots: UploadSlots,
         uploads: UploadService,
     ) -> None:
+        # Size, type and quota rules are UploadService's (uploads.max_upload_bytes, ...).
         self.tm = tm
         self.session = session
         self.store = store
         self.slots = slots
         self.uploads = uploads
-        self.max_upload_bytes = int(config["MAX_UPLOAD_BYTES"])
-        self.allowed_extensions = tuple(config["ALLOWED_EXTENSIONS"])
-        self.quota_bytes = config["USER_QUOTA_BYTES"]
         self.expiry = timedelta(seconds=int(config["RESUMABLE_UPLOAD_EXPIRY_SECONDS"]))
 
     # --- create -----------------------------------------------------------------------------
@@ -153,17 +151,17 @@ class ResumableUploadService:
         """A new upload of `wanted.length` bytes, checked as `POST /uploads` checks a file."""
         principal.require(Role.UPLOADER)
         filename = sanitize_filename(wanted.filename)
-        content_type = content_type_for_name(filename, wanted.content_type, self.allowed_extensions)
+        content_type = content_type_for_name(filename, wanted.content_type, self.uploads.allowed_extensions)
         if wanted.length == 0:
             raise Invalid("The file is empty.", fields={"Upload-Length": ["Must be at least 1."]})
-        if wanted.length > self.max_upload_bytes:
-            raise TooLarge(f"Files may be at most {self.max_upload_bytes} bytes.")
+        if wanted.length > self.uploads.max_upload_bytes:
+            raise TooLarge(f"Files may be at most {self.uploads.max_upload_bytes} bytes.")
         partial_id = self.store.begin_partial()
         try:
             with self.tm:
                 now = utcnow()
                 self.uploads.lock_owner(principal.user_id)
-                self._check_quota(principal.user_id, wanted.length, now)
+                self.uploads.check_quota(principal.user_id, wanted.length)  # reservations counted
                 row = ResumableUpload(
                     id=secrets.token_hex(16),
                     owner_id=principal.user_id,
@@ -231,7 +229,7 @@ class ResumableUploadService:
                 raise Conflict(f"The upload's offset is {row.offset}, not {offset}.")
             token = secrets.token_hex(16)
             row.lock_token, row.locked_until = token, now + timedelta(seconds=LEASE_SECONDS)
-            lease = _Lease(self, row.id, token, row.partial_id, row.length, row.offset, bytes(row.head))
+            lease = _Lease(row.id, token, row.partial_id, row.length, row.offset, bytes(row.head))
             filename, content_type = row.filename, row.content_type
         try:
             with self.slots.hold(row.owner_id, client_address):
@@ -443,17 +441,6 @@ class ResumableUploadService:
             raise Gone("This upload has expired and its bytes were removed.")
         return row
 
-    @within_transaction
-    def _check_quota(self, owner_id: str, length: int, now: datetime) -> None:
-        if self.quota_bytes is None:
-            return
-        used = self.uploads.used_bytes(owner_id) + reserved_bytes(self.session, owner_id, now)
-        if used + length > self.quota_bytes:
-            raise TooLarge(
-                f"This upload would exceed your storage quota of {self.quota_bytes} bytes "
-                f"({max(self.quota_bytes - used, 0)} bytes remaining, uploads in progress counted)."
-            )
-
     def _remove(self, upload_id: str) -> None:
         """Delete the row, then its staged bytes (an unfinished one's)."""
         with self.tm:
@@ -475,10 +462,8 @@ class ResumableUploadService:
 class _Lease:
     """A request's claim on an upload while it writes, and what it knows of the upload."""
 
-    def __init__(
-        self, service, upload_id: str, token: str, partial_id: str, length: int, offset: int, head: bytes
-    ) -> None:
-        self.service, self.upload_id, self.token = service, upload_id, token
+    def __init__(self, upload_id: str, token: str, partial_id: str, length: int, offset: int, head: bytes) -> None:
+        self.upload_id, self.token = upload_id, token
         self.partial_id, self.length, self.offset, self.head = partial_id, length, offset, head
         self.released = False
 

@@ -236,7 +236,7 @@ class UploadService:
         except StorageError as error:
             raise Unavailable("The file store failed; nothing was stored.") from error
         self.lock_owner(owner_id)
-        self._check_quota(owner_id, staged.size, excluding_reservation)
+        self.check_quota(owner_id, staged.size, excluding_reservation)
         upload = Upload(
             id=upload_id,
             owner_id=owner_id,
@@ -472,7 +472,7 @@ class UploadService:
             raise AuthenticationFailed("Your account no longer exists or is inactive.")
 
     @within_transaction
-    def _check_quota(self, user_id: str, size: int, excluding_reservation: str | None = None) -> None:
+    def check_quota(self, user_id: str, size: int, excluding_reservation: str | None = None) -> None:
         """The owner's finished uploads, plus what unfinished resumable uploads reserved, plus
         `size`, within the quota (the caller holds the owner's lock)."""
         if self.quota_bytes is None:
