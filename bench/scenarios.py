@@ -71,7 +71,7 @@ def upload_throughput(results: Results, depot: Depot, baselines, files: dict[int
                 ),
                 "naive multipart": lambda p=path: curl_upload(f"{baselines.url}/naive", p, multipart=True),
                 "depot raw PUT": lambda p=path: curl_upload(
-                    f"{depot.url}/api/v1/uploads/{p.name}", p, multipart=False, headers=(depot.auth,), reply=reply
+                    f"{depot.url}/api/v1/raw-uploads/{p.name}", p, multipart=False, headers=(depot.auth,), reply=reply
                 ),
                 "raw-body ceiling": lambda p=path: curl_upload(f"{baselines.url}/raw", p, multipart=False),
             }
@@ -101,7 +101,7 @@ def _clear(folder: Path) -> None:
 def store_for_download(depot: Depot, path: Path) -> tuple[str, Path]:
     """Upload `path` once; its id and where Depot keeps it on disk (nginx serves that file)."""
     transfer = curl_upload(
-        f"{depot.url}/api/v1/uploads/{path.name}",
+        f"{depot.url}/api/v1/raw-uploads/{path.name}",
         path,
         multipart=False,
         headers=(depot.auth,),

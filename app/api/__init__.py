@@ -35,7 +35,7 @@ API_ROUTES = [
     ("/uploads/<uuid:upload_id>", "upload_detail", uploads.UploadDetail),
     ("/uploads/<uuid:upload_id>/content", "upload_content", uploads.UploadContent),
     ("/uploads/<uuid:upload_id>/links", "upload_links", uploads.UploadLinks),
-    ("/uploads/<filename>", "upload_raw", uploads.UploadRaw),
+    ("/raw-uploads/<filename>", "upload_raw", uploads.UploadRaw),
     ("/links/<token>", "shared_content", uploads.SharedContent),
     ("/tus", "tus_uploads", tus.TusUploads),
     ("/tus/<upload_id>", "tus_upload", tus.TusUpload),
@@ -57,6 +57,12 @@ def no_such_upload(upload_id: str):
 no_such_upload.only_answers_404 = True  # app.errors suggests no route that ends here
 
 
+# (url rule, endpoint name, resource): the raw upload's first path, which has the shape of
+# /uploads/{upload_id}; it still works, but the document names only /raw-uploads/{filename}.
+UNDOCUMENTED_ROUTES = [
+    ("/uploads/<filename>", "upload_raw_at_uploads", uploads.UploadRaw),
+]
+
 # (url rule, endpoint name, view, methods): routes that only answer 404, left out of the docs.
 FALLBACK_ROUTES = [
     ("/uploads/<fallback:upload_id>", "upload_not_found", no_such_upload, uploads.UploadDetail.methods),
@@ -71,7 +77,7 @@ PROBE_ROUTES = [
 def register_api(app: Flask) -> None:
     app.url_map.converters["fallback"] = FallbackConverter  # before any rule uses it
     blueprint = Blueprint("api", __name__, url_prefix=API_PREFIX)
-    for rule, endpoint, resource in API_ROUTES:
+    for rule, endpoint, resource in API_ROUTES + UNDOCUMENTED_ROUTES:
         blueprint.add_url_rule(rule, view_func=resource.as_view(endpoint))
     for rule, endpoint, view, methods in FALLBACK_ROUTES:
         blueprint.add_url_rule(rule, endpoint, view, methods=sorted(methods))
@@ -85,15 +91,6 @@ def register_docs(app: Flask) -> None:
     """Describe every route in the OpenAPI document served at /api/v1/openapi.json."""
     # One instance per app: flask-apispec keeps per-app state (the spec, deferred registrations).
     docs = DepotApiSpec(app, document_options=False)
-    docs.spec.components.security_scheme(
-        "bearerAuth",
-        {
-            "type": "apiKey",
-            "in": "header",
-            "name": "Authorization",
-            "description": "A session or API token, sent as `Bearer <token>`.",
-        },
-    )
     for _rule, endpoint, resource in API_ROUTES:
         docs.register(resource, endpoint=endpoint, blueprint="api")
     for _rule, endpoint, resource in PROBE_ROUTES:

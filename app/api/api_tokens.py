@@ -9,6 +9,7 @@ from injector import inject
 
 from app.api.resources import AuthenticatedResource, credential_rate_limit, no_content
 from app.api.security import current_principal
+from app.openapi.describe import operation
 from app.schemas.api_tokens import ApiTokenCreateSchema, ApiTokenSchema, CreatedApiTokenSchema
 from app.services.api_tokens import ApiTokenService
 
@@ -21,11 +22,13 @@ class _TokenResource(AuthenticatedResource):
 
 @doc(tags=["api tokens"])
 class ApiTokenList(_TokenResource):
+    @operation("listApiTokens")
     @marshal_with(ApiTokenSchema(many=True), code=200)
     def get(self):
         """List your API tokens (secrets are never shown again)."""
         return self.tokens.list_own(current_principal())
 
+    @operation("createApiToken", 403, 429)
     @credential_rate_limit
     @use_kwargs(ApiTokenCreateSchema(), location="json")
     @marshal_with(CreatedApiTokenSchema(), code=201)
@@ -36,6 +39,7 @@ class ApiTokenList(_TokenResource):
 
 @doc(tags=["api tokens"])
 class ApiTokenDetail(_TokenResource):
+    @operation("revokeApiToken")
     @marshal_with(None, code=204)
     def delete(self, token_id: UUID):
         """Revoke one of your API tokens."""

@@ -7,6 +7,7 @@ from injector import inject
 
 from app.api.resources import AuthenticatedResource, PublicResource, credential_rate_limit, no_content
 from app.api.security import current_principal
+from app.openapi.describe import operation
 from app.schemas.auth import TokenRequestSchema, TokenSchema
 from app.schemas.users import RegisterSchema, UserSchema
 from app.services.auth import AuthService
@@ -19,6 +20,7 @@ class Register(PublicResource):
     def __init__(self, users: UserService) -> None:
         self.users = users
 
+    @operation("register", 403, 409, 429)
     @credential_rate_limit
     @use_kwargs(RegisterSchema(), location="json")
     @marshal_with(UserSchema(), code=201)
@@ -33,6 +35,7 @@ class Token(PublicResource):
     def __init__(self, auth: AuthService) -> None:
         self.auth = auth
 
+    @operation("login", 401, 429)
     @credential_rate_limit
     @use_kwargs(TokenRequestSchema(), location="json")
     @marshal_with(TokenSchema(), code=200)
@@ -47,6 +50,7 @@ class Logout(AuthenticatedResource):
     def __init__(self, auth: AuthService) -> None:
         self.auth = auth
 
+    @operation("logout")
     @marshal_with(None, code=204)
     def post(self):
         """Revoke the token used for this request."""
@@ -60,6 +64,7 @@ class LogoutAll(AuthenticatedResource):
     def __init__(self, auth: AuthService) -> None:
         self.auth = auth
 
+    @operation("logoutEverywhere")
     @marshal_with(None, code=204)
     def post(self):
         """Revoke every token of the caller: all sessions and all personal API tokens."""

@@ -24,10 +24,50 @@ from werkzeug.wsgi import FileWrapper, wrap_file
 from app.api.stalled_readers import end_when_unread_for
 from app.attachments import content_disposition
 from app.models import Upload
+from app.openapi.describe import BINARY, header, request_header, response
 from app.services.uploads import Download
 
 # Read size when streaming from a reader (not sendfile): large reads keep Python's share small.
 STREAM_CHUNK_BYTES = 1024 * 1024
+
+# The HTTP shape of a download, for the OpenAPI document: conditional and range requests
+# (RFC 9110 §13 and §14) both ways.
+ETAG = {"ETag": header("The file's SHA-256 as a strong entity tag.")}
+FILE_HEADERS = {
+    **ETAG,
+    "Last-Modified": header("When the file was uploaded."),
+    "Accept-Ranges": header("`bytes`: single ranges are served.", {"type": "string", "enum": ["bytes"]}),
+    "Content-Disposition": header("Always an attachment, with the file's name (RFC 6266)."),
+    "Cache-Control": header("`private, no-cache` (or `public, no-cache` for a public file): always revalidated."),
+}
+FILE_CONTENT = {"*/*": {"schema": BINARY}}
+DOWNLOAD_PARAMS = {
+    "Range": request_header("One range of bytes, `bytes=first-last`, `bytes=first-` or `bytes=-suffix` (206)."),
+    "If-Range": request_header("An ETag or date: serve the Range only if the file still matches, else all of it."),
+    "If-None-Match": request_header("ETags of the copies you hold: 304 when one is the file."),
+    "If-Modified-Since": request_header("An HTTP date: 304 unless the file is newer (ignored with If-None-Match)."),
+    "If-Match": request_header("ETags: 412 unless one is the file (or `*`)."),
+    "If-Unmodified-Since": request_header("An HTTP date: 412 if the file is newer (ignored with If-Match)."),
+}
+DOWNLOAD_RESPONSES = {
+    200: response("The whole file, with its own Content-Type.", headers=FILE_HEADERS, content=FILE_CONTENT),
+    206: response(
+        "The requested range.",
+        headers={**FILE_HEADERS, "Content-Range": header("`bytes first-last/size`.", required=True)},
+        content=FILE_CONTENT,
+    ),
+    302: response(
+        "With DOWNLOAD_REDIRECT=presigned: a short-lived URL of the file in the store.",
+        headers={"Location": header("The presigned URL.", required=True)},
+        content={"application/json": {"schema": {"type": "object", "properties": {"url": {"type": "string"}}}}},
+    ),
+    304: response("Your copy is current (If-None-Match or If-Modified-Since).", headers=ETAG),
+    416: response(
+        "The range starts past the end of the file.",
+        headers={"Content-Range": header("`bytes */size`.", required=True)},
+        content={"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    ),
+}
 
 
 def _normalize_range(environ: dict, upload: Upload) -> None:
@@ -84,8 +124,8 @@ def _check_preconditions(download: Download) -> Response | None:
         current = request.if_none_match.star_tag or request.if_none_match.contains_weak(upload.sha256)
     else:
         current = bool(request.if_modified_since and last_modified <= request.if_modified_since)
-    for header in ("HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE"):
-        request.environ.pop(header, None)
+    for name in ("HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE"):
+        request.environ.pop(name, None)
     return _headers_only(download, status=304) if current else None
 
 

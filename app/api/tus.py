@@ -29,6 +29,7 @@ from app.api.resources import PublicResource
 from app.api.security import current_principal, login_required
 from app.exceptions import Invalid, Malformed, TusVersionUnsupported, Unsupported
 from app.models.resumable_upload import ResumableUpload
+from app.openapi.describe import binary_body, header, operation, request_header, response
 from app.schemas.resumable import ResumableMetadataSchema, ResumableStatusSchema
 from app.services.resumable_uploads import CHECKSUM_ALGORITHMS, Checksum, ResumableRequest, ResumableUploadService
 
@@ -38,17 +39,48 @@ TUS_ENDPOINTS = {"api.tus_uploads", "api.tus_upload"}
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 METADATA = ResumableMetadataSchema()
 BLOCK_BYTES = 1024 * 1024
-TUS_RESUMABLE = {"Tus-Resumable": {"in": "header", "type": "string", "enum": [TUS_VERSION], "required": True}}
-UPLOAD_OFFSET = {"Upload-Offset": {"in": "header", "type": "integer", "minimum": 0, "required": True}}
+# The protocol's headers, for the OpenAPI document.
+TUS_RESUMABLE = {
+    "Tus-Resumable": request_header("The protocol version.", {"type": "string", "enum": [TUS_VERSION]}, required=True)
+}
+UPLOAD_OFFSET = {
+    "Upload-Offset": request_header(
+        "Where the body goes: the offset the server last gave.", {"type": "integer", "minimum": 0}, required=True
+    )
+}
 CREATION = {
     **TUS_RESUMABLE,
-    "Upload-Length": {"in": "header", "type": "integer", "minimum": 1, "required": True},
-    "Upload-Metadata": {
-        "in": "header",
-        "type": "string",
-        "description": "tus metadata: `key base64value` pairs, comma-separated; `filename` is required.",
-    },
+    "Upload-Length": request_header("The file's size in bytes.", {"type": "integer", "minimum": 1}, required=True),
+    "Upload-Metadata": request_header(
+        "tus metadata: `key base64value` pairs, comma-separated. `filename` (or `name`) is required; also read: "
+        "`filetype` (or `type`), `description`, `visibility`, `tags` (comma-separated), `sha256`.",
+        required=True,
+    ),
 }
+UPLOAD_CHECKSUM = {
+    "Upload-Checksum": request_header(
+        "`<algorithm> <base64 digest>` of this request's body (md5, sha1, sha256): 460 if it differs."
+    )
+}
+OFFSET_BODY = binary_body(OFFSET_CONTENT_TYPE, "The upload's next bytes, from Upload-Offset.")
+OFFSET_HEADERS = {
+    "Upload-Offset": header("The offset the server has made durable.", {"type": "integer"}, required=True),
+    "Upload-Length": header("The file's size.", {"type": "integer"}),
+    "Upload-Expires": header("When an unfinished upload is removed (an HTTP date)."),
+    "Depot-Upload-Id": header("Once complete: the id of the upload it became.", {"type": "string", "format": "uuid"}),
+    "Content-Location": header("Once complete: the URL of the upload it became."),
+    "Tus-Resumable": header("The protocol version.", required=True),
+}
+SERVER_HEADERS = {
+    "Tus-Version": header("The protocol versions the server speaks.", required=True),
+    "Tus-Extension": header(f"`{TUS_EXTENSIONS}`.", required=True),
+    "Tus-Max-Size": header("The largest upload the server takes, in bytes.", {"type": "integer"}),
+    "Tus-Checksum-Algorithm": header("The algorithms Upload-Checksum may name."),
+}
+# Refusals a tus request can meet besides its shape's: 412 (no or other Tus-Resumable), and on
+# an upload: gone after its expiry (410) or busy with another request (423).
+TUS_ERRORS = (403, 412)
+UPLOAD_ERRORS = (403, 404, 410, 412, 423)
 
 
 def _tus_headers(response: Response) -> Response:
@@ -148,7 +180,40 @@ class _TusResource(PublicResource):
 
 @doc(tags=["resumable uploads"], security=[{"bearerAuth": []}])
 class TusUploads(_TusResource):
-    @doc(params=CREATION)
+    # Documented here, at the creation URL, where tus clients ask; an upload's URL answers too.
+    @operation(
+        "describeTusServer",
+        database=False,
+        security=[],
+        responses={204: response("The server's tus capabilities.", headers=SERVER_HEADERS)},
+    )
+    def options(self, **kwargs):
+        """Describe the tus server: version, extensions, size limit, checksum algorithms."""
+        return super().options(**kwargs)
+
+    @operation(
+        "createResumableUpload",
+        *TUS_ERRORS,
+        408,
+        409,
+        413,
+        415,
+        422,
+        423,
+        429,
+        460,
+        params={**CREATION, **UPLOAD_CHECKSUM},
+        requestBody={
+            **binary_body(OFFSET_CONTENT_TYPE, "Optionally, the first bytes (creation-with-upload)."),
+            "required": False,
+        },
+        responses={
+            201: response(
+                "Created; Location is the upload's URL.",
+                headers={"Location": header("The upload's URL.", required=True), **OFFSET_HEADERS},
+            )
+        },
+    )
     def post(self):
         """Create a resumable upload (tus creation; the body may carry its first bytes)."""
         if "Upload-Defer-Length" in request.headers:
@@ -186,17 +251,36 @@ class TusUploads(_TusResource):
 
 @doc(tags=["resumable uploads"], security=[{"bearerAuth": []}])
 class TusUpload(_TusResource):
-    @doc(params=TUS_RESUMABLE)
+    @operation(
+        "getResumableUploadOffset",
+        *UPLOAD_ERRORS,
+        params=TUS_RESUMABLE,
+        responses={200: response("Its offset.", headers=OFFSET_HEADERS)},
+    )
     def head(self, upload_id: str):
         """How far the upload has come (Upload-Offset); names the finished upload once complete."""
         return _empty(200, _upload_headers(self.resumable.status(current_principal(), upload_id)))
 
+    @operation("getResumableUpload", 403, 404, 410)
     @marshal_with(ResumableStatusSchema(), code=200)
     def get(self, upload_id: str):
         """The upload's progress as JSON, with the finished upload once complete."""
         return self.resumable.describe(current_principal(), upload_id)
 
-    @doc(consumes=[OFFSET_CONTENT_TYPE], params={**TUS_RESUMABLE, **UPLOAD_OFFSET})
+    @operation(
+        "appendToResumableUpload",
+        *UPLOAD_ERRORS,
+        408,
+        409,
+        413,
+        415,
+        422,
+        429,
+        460,
+        params={**TUS_RESUMABLE, **UPLOAD_OFFSET, **UPLOAD_CHECKSUM},
+        requestBody=OFFSET_BODY,
+        responses={204: response("Appended; Upload-Offset is the new offset.", headers=OFFSET_HEADERS)},
+    )
     def patch(self, upload_id: str):
         """Append the body at Upload-Offset (tus core; Upload-Checksum optional)."""
         _offset_body()
@@ -213,7 +297,8 @@ class TusUpload(_TusResource):
             )
         return _empty(204, _upload_headers(row))
 
-    @doc(params=TUS_RESUMABLE)
+    @operation("terminateResumableUpload", *UPLOAD_ERRORS, params=TUS_RESUMABLE)
+    @marshal_with(None, code=204)
     def delete(self, upload_id: str):
         """End the upload and remove its bytes (tus termination)."""
         self.resumable.terminate(current_principal(), upload_id)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
-from app.schemas.common import InputSchema, no_control_characters
+from app.models.user import ROLE_NAMES
+from app.schemas.common import InputSchema, OutputSchema, no_control_characters
 from app.schemas.users import roles_field
 
 
@@ -18,12 +19,12 @@ class ApiTokenCreateSchema(InputSchema):
     roles = roles_field("A subset of your roles; default: all of them.")
 
 
-class ApiTokenSchema(Schema):
+class ApiTokenSchema(OutputSchema):
     """A token as listed: never its secret."""
 
     id = fields.String(dump_only=True)
     name = fields.String(dump_only=True)
-    roles = fields.List(fields.String(), dump_only=True)
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLE_NAMES)), dump_only=True)
     created_at = fields.DateTime(dump_only=True)
     expires_at = fields.DateTime(dump_only=True, allow_none=True)
     last_used_at = fields.DateTime(dump_only=True, allow_none=True)

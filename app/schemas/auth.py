@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
-from app.schemas.common import InputSchema, no_control_characters, no_nul
+from app.schemas.common import InputSchema, OutputSchema, no_control_characters, no_nul
 from app.schemas.users import UserSchema
 
 
@@ -13,7 +13,7 @@ class TokenRequestSchema(InputSchema):
     password = fields.String(required=True, load_only=True, validate=[validate.Length(min=1, max=256), no_nul])
 
 
-class TokenSchema(Schema):
+class TokenSchema(OutputSchema):
     """A session token: send it as `Authorization: Bearer <access_token>`."""
 
     access_token = fields.String(required=True)

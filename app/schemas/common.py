@@ -71,6 +71,11 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+class OutputSchema(Schema):
+    """A response body: every field is always sent (null where it may be empty), so the
+    OpenAPI document marks them all required (app.openapi) and generated clients type them so."""
+
+
 class PerPageQuery(Schema):
     """`per_page` defaults to 20 and is capped at 100."""
 
@@ -103,7 +108,7 @@ class CursorQuery(PerPageQuery):
     )
 
 
-class PageSchema(Schema):
+class PageSchema(OutputSchema):
     """The envelope of a listing in numbered pages."""
 
     page = fields.Integer(required=True)
@@ -111,7 +116,7 @@ class PageSchema(Schema):
     total = fields.Integer(required=True)
 
 
-class CursorPageSchema(Schema):
+class CursorPageSchema(OutputSchema):
     """The envelope of a listing in keyset pages."""
 
     per_page = fields.Integer(required=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import fields
+
+from app.schemas.common import OutputSchema
 
 
-class HealthSchema(Schema):
+class HealthSchema(OutputSchema):
     status = fields.String(required=True, metadata={"example": "ok"})
 
 

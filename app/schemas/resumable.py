@@ -10,7 +10,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from app.models.upload import Visibility
-from app.schemas.common import no_control_characters, no_nul
+from app.schemas.common import OutputSchema, no_control_characters, no_nul
 from app.schemas.uploads import MAX_TAGS, TAG, VISIBILITIES, UploadSchema
 
 
@@ -42,7 +42,7 @@ class ResumableMetadataSchema(Schema):
             raise ValidationError("Upload-Metadata must carry the file's name: filename.", field_name="filename")
 
 
-class ResumableStatusSchema(Schema):
+class ResumableStatusSchema(OutputSchema):
     """`GET /tus/<id>`: how far an upload has come, and the upload it became once finished."""
 
     id = fields.String(required=True)

@@ -5,10 +5,17 @@ from __future__ import annotations
 from datetime import UTC
 
 from flask import url_for
-from marshmallow import Schema, fields, pre_load, validate
+from marshmallow import fields, pre_load, validate
 
 from app.models.upload import Visibility
-from app.schemas.common import CursorPageSchema, CursorQuery, InputSchema, no_control_characters, no_nul
+from app.schemas.common import (
+    CursorPageSchema,
+    CursorQuery,
+    InputSchema,
+    OutputSchema,
+    no_control_characters,
+    no_nul,
+)
 
 MAX_TAGS = 20
 
@@ -58,6 +65,16 @@ class UploadMetadataSchema(InputSchema):
         return data
 
 
+class UploadFormSchema(UploadMetadataSchema):
+    """The multipart form of an upload as the OpenAPI document shows it: the metadata fields
+    and the file. (The form itself is streamed by app.api.upload_sources, which reads the
+    metadata with UploadMetadataSchema; this schema only describes it.)"""
+
+    file = fields.Raw(
+        required=True, metadata={"type": "string", "format": "binary", "description": "The file (exactly one part)."}
+    )
+
+
 class UploadQuerySchema(CursorQuery):
     owner = fields.UUID(metadata={"description": "Only uploads of this user."})
     content_type = fields.String(validate=[validate.Length(max=127), no_control_characters])
@@ -76,7 +93,7 @@ class UploadUpdateSchema(InputSchema):
     tags = _tags_field()
 
 
-class UploadSchema(Schema):
+class UploadSchema(OutputSchema):
     """An upload as the API shows it."""
 
     id = fields.String(dump_only=True)
@@ -84,7 +101,7 @@ class UploadSchema(Schema):
     content_type = fields.String(dump_only=True)
     size = fields.Integer(dump_only=True)
     sha256 = fields.String(dump_only=True)
-    visibility = fields.String(dump_only=True)
+    visibility = fields.String(dump_only=True, validate=validate.OneOf(VISIBILITIES))
     description = fields.String(dump_only=True, allow_none=True)
     tags = fields.List(fields.String(), dump_only=True)
     owner_id = fields.String(dump_only=True)
@@ -107,7 +124,7 @@ class LinkCreateSchema(InputSchema):
     )
 
 
-class LinkSchema(Schema):
+class LinkSchema(OutputSchema):
     url = fields.Function(
         lambda link: url_for("api.shared_content", token=link.token, _external=True), metadata={"type": "string"}
     )
@@ -115,7 +132,7 @@ class LinkSchema(Schema):
     expires_at = fields.DateTime()
 
 
-class UploadPolicySchema(Schema):
+class UploadPolicySchema(OutputSchema):
     max_upload_bytes = fields.Integer()
     allowed_extensions = fields.List(fields.String())
     quota_bytes = fields.Integer(allow_none=True)

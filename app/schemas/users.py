@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from app.models.user import ROLE_NAMES
 from app.schemas.common import (
     InputSchema,
+    OutputSchema,
     PageQuery,
     PageSchema,
     StrictBoolean,
@@ -26,13 +27,13 @@ def roles_field(description: str = "", **kwargs) -> fields.List:
     )
 
 
-class UserSchema(Schema):
+class UserSchema(OutputSchema):
     """A user as the API shows it; never the password hash."""
 
     id = fields.String(dump_only=True)
     email = fields.Email(dump_only=True)
     name = fields.String(dump_only=True)
-    roles = fields.List(fields.String(), dump_only=True)
+    roles = fields.List(fields.String(validate=validate.OneOf(ROLE_NAMES)), dump_only=True)
     active = fields.Boolean(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
