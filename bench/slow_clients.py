@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 
 KIB = 1024
 MIB = 1024 * KIB
+INTERNET_MSS = 1448  # what a client across the internet announces (1500-byte MTU)
 KINDS = ("uploads", "downloads", "headers")
 # The targets for the probes.
 PROBE_TIMEOUT = 5.0
@@ -87,6 +88,7 @@ async def connect(
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, INTERNET_MSS)
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, address)
     except BaseException:
