@@ -18,6 +18,13 @@ watched until it closes: on a kept-alive connection the next requests' answers a
 same way, and an idle one has nothing queued. One watcher per process (a thread, a greenlet
 under gevent) runs while there is something to watch. Outside gunicorn (tests, the development
 server) there is no socket in the environ and nothing is watched.
+
+A slow reader must not cost much memory either. The kernel grows a socket's send buffer to
+megabytes, which a reader at 1 KiB/s keeps full for hours: a thousand of them held about
+1 GB between Depot and nginx, and past the kernel's TCP memory limit every connection on the
+machine stalled. So a download's connection gets TCP_NOTSENT_LOWAT: Depot may queue at most
+UNSENT_BYTES beyond what the network carries. Bytes in flight are not limited, so a fast
+client over a long path still gets the whole window its connection can use.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
+# Bytes a download may queue beyond those in flight (TCP_NOTSENT_LOWAT).
+UNSENT_BYTES = 256 * 1024
 _lock = threading.Lock()
 _watched: dict[int, _Watch] = {}
 _watcher: list[threading.Thread] = []
@@ -53,6 +62,8 @@ def end_when_unread_for(environ: dict, seconds: float) -> None:
     sock = environ.get("gunicorn.socket")
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return
+    with contextlib.suppress(OSError, AttributeError):  # Linux and macOS have it
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, UNSENT_BYTES)
     with _lock:
         watch = _watched.get(id(sock))
         if watch is not None and watch.sock is sock:

@@ -79,23 +79,37 @@ HUNG_SECONDS = 5.0
 
 
 class S3ObjectReader:
-    """A seekable, read-only file over one object: each (re)positioning is one ranged GET.
+    """A seekable, read-only file over one object, read in ranged GETs of growing windows.
 
     Werkzeug seeks to the start of a Range before reading, so a ranged download fetches only
-    the bytes it sends.
+    the bytes it sends. Each GET asks for one window: the first is small and each next one
+    twice as large, up to MAX_WINDOW_BYTES. A download whose client reads slowly thus holds at
+    most a small window, in Depot or in the socket buffers between Depot and the store, never
+    the rest of the object pushed ahead by the store: a thousand such downloads on one GET
+    each held over 1 GB of kernel socket memory, which stalled every TCP connection on the
+    machine (issue 12). A fast download soon reads 16 MiB per GET, and a window read to its
+    end returns its connection to the pool for the next one. The first window is larger than
+    what a slow reader's connection takes at once (app.api.stalled_readers.UNSENT_BYTES plus
+    the bytes in flight), so sending it waits for the client before a second GET is made.
     """
+
+    FIRST_WINDOW_BYTES = 512 * 1024
+    MAX_WINDOW_BYTES = 16 * 1024 * 1024
 
     def __init__(self, client: Any, bucket: str, key: str, offset: int = 0) -> None:
         self._client, self._bucket, self._key = client, bucket, key
         self._position = offset
         self._body = None
+        self._window_end = offset  # the first byte past the current window
+        self._window = self.FIRST_WINDOW_BYTES
         self._size: int | None = None
-        self._open_body()  # eagerly, so a missing object is an error before any header is sent
+        self._open_window()  # eagerly, so a missing object is an error before any header is sent
 
-    def _open_body(self) -> None:
-        kwargs = {"Bucket": self._bucket, "Key": self._key}
-        if self._position:
-            kwargs["Range"] = f"bytes={self._position}-"
+    def _open_window(self) -> None:
+        last = self._position + self._window - 1
+        if self._size is not None:
+            last = min(last, self._size - 1)
+        kwargs = {"Bucket": self._bucket, "Key": self._key, "Range": f"bytes={self._position}-{last}"}
         try:
             reply = self._client.get_object(**kwargs)
         except ClientError as error:
@@ -109,18 +123,34 @@ class S3ObjectReader:
         except BotoCoreError as error:
             raise StorageError(f"open failed: {describe(error)}") from error
         self._body = _required(reply, "Body", "open")
-        content_range = reply.get("ContentRange")  # "bytes 10-99/100" on a ranged GET
-        self._size = (
-            int(content_range.rsplit("/", 1)[1]) if content_range else _required(reply, "ContentLength", "open")
-        )
+        content_range = reply.get("ContentRange")  # "bytes 10-99/100"
+        if content_range:
+            self._size = int(content_range.rsplit("/", 1)[1])
+            self._window_end = int(content_range.split(" ", 1)[1].split("-", 1)[1].split("/", 1)[0]) + 1
+        else:  # a store that ignores Range sends the whole object
+            self._size = _required(reply, "ContentLength", "open")
+            self._window_end = self._size
+        self._window = min(self._window * 2, self.MAX_WINDOW_BYTES)
 
     def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (all that is left with -1); b"" only at the end of the object.
+        A read may return fewer bytes than asked where one window ends."""
+        whole = size is None or size < 0
+        if whole:
+            return b"".join(iter(lambda: self.read(self.MAX_WINDOW_BYTES), b""))
+        if self._body is not None and self._position >= self._window_end:
+            self._body.close()  # read to its end: its connection is back in the pool already
+            self._body = None
+            if self._position < (self._size or 0):
+                self._open_window()
         if self._body is None:
             return b""
         try:
-            data = self._body.read(None if size is None or size < 0 else size)
+            data = self._body.read(min(size, self._window_end - self._position))
         except BOTO_FAILURES + (OSError,) as error:
             raise StorageError(f"read failed: {describe(error)}") from error
+        if not data and self._position < self._window_end:
+            raise StorageError(f"read failed: the store ended {self._key} at byte {self._position}")
         self._position += len(data)
         return data
 
@@ -138,7 +168,8 @@ class S3ObjectReader:
         if target != self._position:
             self.close()
             self._position = target
-            self._open_body()
+            self._window = self.FIRST_WINDOW_BYTES
+            self._open_window()
         return self._position
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from app.config import TestingConfig
 from app.storage import s3 as s3_module
 from app.storage import s3_leftovers
 from app.storage.base import ObjectMissing, StorageError
-from app.storage.s3 import MIN_PART_SIZE, S3FileStore
+from app.storage.s3 import MIN_PART_SIZE, S3FileStore, S3ObjectReader
 from app.storage.s3_client import DATA_PATIENCE, QUICK_PATIENCE
 from tests.helpers import S3_BUCKET as BUCKET
 from tests.helpers import sha256_hex
@@ -42,6 +42,7 @@ class RecordingClient:
         self.error = ReadTimeoutError(endpoint_url="http://s3.invalid") if timeout else None
         self.garble_on = garble_on  # this operation's reply keeps only its metadata
         self.calls: list[tuple[str, int]] = []
+        self.ranges: list[str | None] = []  # the Range of each get_object
 
     def __getattr__(self, name):
         method = getattr(self._client, name)
@@ -51,6 +52,8 @@ class RecordingClient:
         def call(*args, **kwargs):
             body = kwargs.get("Body", b"")
             self.calls.append((name, len(body) if isinstance(body, bytes) else -1))
+            if name == "get_object":
+                self.ranges.append(kwargs.get("Range"))
             if name == self.fail_on and sum(1 for c in self.calls if c[0] == name) > self.fail_after:
                 raise self.error or EndpointConnectionError(endpoint_url="http://s3.invalid")
             reply = method(*args, **kwargs)
@@ -201,6 +204,51 @@ def test_reading_past_the_end_gives_nothing(s3_store):
 
     with s3_store.open(KEY, 3) as handle:
         assert handle.read() == b""
+
+
+def test_a_download_reads_the_object_in_growing_windows(s3_client):
+    """A slow reader holds one small window, not the whole object pushed ahead by the store."""
+    recording = RecordingClient(s3_client)
+    store = S3FileStore(BUCKET, part_size=MIN_PART_SIZE, client=recording)
+    data = b"".join(bytes([i]) * (MIB // 4) for i in range(14))  # 3.5 MiB
+    store.promote(store.stage([data]), KEY)
+    first = S3ObjectReader.FIRST_WINDOW_BYTES
+
+    with store.open(KEY) as handle:
+        assert recording.ranges == [f"bytes=0-{first - 1}"]  # opened with its first window only
+        chunks = [handle.read(MIB)]
+        assert chunks[0] == data[:first] and recording.ranges == [f"bytes=0-{first - 1}"]
+        chunks += iter(lambda: handle.read(MIB), b"")
+
+    assert b"".join(chunks) == data
+    assert recording.ranges == [
+        f"bytes=0-{first - 1}",
+        f"bytes={first}-{3 * first - 1}",  # each window twice the last
+        f"bytes={3 * first}-{len(data) - 1}",  # the last one ends with the object
+    ]
+
+
+def test_windows_are_capped_and_a_seek_starts_small_again(s3_client, monkeypatch):
+    monkeypatch.setattr(S3ObjectReader, "FIRST_WINDOW_BYTES", 1000)
+    monkeypatch.setattr(S3ObjectReader, "MAX_WINDOW_BYTES", 3000)
+    recording = RecordingClient(s3_client)
+    store = S3FileStore(BUCKET, part_size=MIN_PART_SIZE, client=recording)
+    data = bytes(range(256)) * 40  # 10,240 bytes
+    store.promote(store.stage([data]), KEY)
+
+    with store.open(KEY) as handle:
+        assert handle.read() == data
+        handle.seek(5000)
+        assert handle.read(100_000) == data[5000:6000]
+
+    assert recording.ranges == [
+        "bytes=0-999",
+        "bytes=1000-2999",
+        "bytes=3000-5999",
+        "bytes=6000-8999",
+        "bytes=9000-10239",
+        "bytes=5000-5999",
+    ]
 
 
 def test_promotion_is_one_copy_and_one_delete(s3_client):
