@@ -10,7 +10,10 @@ link for it, then runs each attack alone and then all together (`--phases`). Dur
 
 - uploads: multipart POSTs declaring a large body, trickling 1 KiB a second;
 - downloads: the file read at about 1 KiB a second through a small receive buffer
-  (SO_RCVBUF), half of them through the share link (no account needed);
+  (SO_RCVBUF), half of them through the share link (no account needed). They announce the
+  segment size of a client across the internet (TCP_MAXSEG 1448): with loopback's 64 KiB
+  segments the kernel would size the server's send buffers some 40 times larger than for any
+  real client, and the attack would measure the loopback interface rather than Depot;
 - headers: connections whose headers never end (one more byte every few seconds).
 
 Meanwhile a separate process (so the attack's own event loop cannot slow the measurement)
