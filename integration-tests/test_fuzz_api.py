@@ -21,6 +21,7 @@ from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Api, running_depot
 from processes import BIN, ROOT, temporary_database
 
 CONFIG = ROOT / "integration-tests" / "schemathesis.toml"
+HOOKS_DIR = ROOT / "integration-tests"  # schemathesis_hooks.py: strategies for tus bodies
 MAX_EXAMPLES = int(os.environ.get("DEPOT_FUZZ_EXAMPLES", "15"))
 SEED = os.environ.get("DEPOT_FUZZ_SEED", "20261121")
 pytestmark = pytest.mark.robustness("fuzzing")
@@ -51,7 +52,18 @@ def fuzz(base_url: str, token: str, objects: dict[str, str], max_examples: int =
     if seed:
         command += ["--seed", seed]
     done = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=1800, env={**os.environ, **objects, "NO_COLOR": "1"}
+        command,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env={
+            **os.environ,
+            **objects,
+            "NO_COLOR": "1",
+            "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
+            "PYTHONPATH": str(HOOKS_DIR),
+        },
     )
     return done.returncode, done.stdout, summary(done.stdout)
 
