@@ -1,7 +1,8 @@
 """Resumable uploads with tuspy, the tus project's Python client, over real HTTP to Depot
-under gunicorn (local store): a 100 MiB upload whose connection is cut midway resumes from
-the offset the server made durable; a worker SIGKILLed mid-PATCH leaves an upload that
-resumes once its lease has run out. Every finished file is downloaded and its SHA-256
+under gunicorn: on the local store, a 100 MiB upload whose connection is cut midway resumes
+from the offset the server made durable, and a worker SIGKILLed mid-PATCH leaves an upload
+that resumes once its lease has run out; through nginx to two replicas on the S3 store, a cut
+upload resumes with its PATCHes spread over both replicas. Every finished file is downloaded and its SHA-256
 compared with the source's."""
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import signal
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import Api
+from conftest import TOPOLOGY_MAX_UPLOAD, Api
 from processes import FaultRelay, Gunicorn, wait_until
 from tusclient import client as tus_client
 from tusclient.exceptions import TusUploadFailed
@@ -87,6 +89,41 @@ def test_an_upload_in_many_patches_with_checksums(server, uploader, tmp_path):
 
     upload_id = sender.request.response_headers["depot-upload-id"]
     assert downloaded_sha256(uploader, upload_id) == sha256
+
+
+def test_through_nginx_across_both_replicas_to_s3_a_cut_upload_resumes(topology, topology_uploader, tmp_path):
+    """The scale-out deployment: nginx spreads the PATCHes over both replicas, which share the
+    upload's bytes through the S3 store; the network drops midway and tuspy resumes."""
+    size, chunk = 40 * MIB, 8 * MIB
+    assert size < TOPOLOGY_MAX_UPLOAD
+    path, sha256 = png_file(tmp_path, size)
+    relay = FaultRelay(topology.proxy.port)
+    try:
+        tus = tus_client.TusClient(
+            f"{relay.url}/api/v1/tus", headers={"Authorization": f"Bearer {topology_uploader.token}"}
+        )
+        first = tus.uploader(str(path), chunk_size=chunk, metadata={"filename": "big.png", "filetype": "image/png"})
+        relay.fail_after_bytes(size // 2)
+        with pytest.raises(TusUploadFailed):
+            first.upload()
+        relay.heal()
+
+        resumed = tus.uploader(str(path), url=first.url, chunk_size=chunk, retries=5, retry_delay=1)
+        assert 0 < resumed.offset < size // 2 + chunk
+        resumed.upload()
+    finally:
+        relay.close()
+
+    upload_id = resumed.request.response_headers["depot-upload-id"]
+    assert resumed.offset == size
+    assert downloaded_sha256(topology_uploader, upload_id) == sha256
+    tus_path = urlsplit(first.url).path
+    patched_by = {
+        record["upstream"]
+        for record in topology.proxy.access_records()
+        if record["method"] == "PATCH" and record["path"] == tus_path
+    }
+    assert patched_by == {f"127.0.0.1:{replica.port}" for replica in topology.replicas}, patched_by
 
 
 @pytest.fixture
