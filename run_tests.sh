@@ -7,9 +7,10 @@
 # Needs no server running: PostgreSQL and Redis are started for the run, on free loopback
 # ports, unless DEPOT_TEST_PG / DEPOT_TEST_REDIS name servers to use (see README). Their
 # server programs, nginx, wrk (the benchmark's smoke run), Node.js and Chromium (the
-# JavaScript tus clients' tests) come from Debian's packages and are installed here when
-# missing and the script runs as root; otherwise the tests that need them fail and say what
-# to install. The JavaScript clients themselves come from integration-tests/js's lockfile.
+# JavaScript tus clients' tests; Node.js also runs Redocly's lint of the OpenAPI document and
+# the TypeScript client) come from Debian's packages and are installed here when missing and
+# the script runs as root; otherwise the tests that need them fail and say what to install.
+# The JavaScript clients and tools themselves come from integration-tests/js's lockfile.
 set -euo pipefail
 cd "$(dirname "$0")"
 

@@ -9,7 +9,8 @@
   /usr/bin/chromium (never a downloaded browser) on a fresh profile.
 
 Both come from integration-tests/js/package-lock.json, which ./run_tests.sh installs with
-`npm ci`; when they are missing the tests fail and say so, never skip.
+`npm ci`; when they are missing the tests fail and say so, never skip. So do the OpenAPI tools
+(`npm_tool`): redocly, openapi-typescript and tsc.
 """
 
 from __future__ import annotations
@@ -61,6 +62,18 @@ def node() -> str:
     if not found:
         pytest.fail("Node.js is not installed: tus-js-client runs under it (Debian's nodejs package).", pytrace=False)
     return found
+
+
+def npm_tool(name: str) -> str:
+    """The path of the command `name` of integration-tests/js's pinned npm packages (its
+    node_modules/.bin), failing (never skipping) with the way to install it when it is missing."""
+    node()
+    path = JS_DIR / "node_modules" / ".bin" / name
+    if not path.exists():
+        pytest.fail(
+            f"{name} is not installed: run `npm ci` in integration-tests/js (./run_tests.sh does it).", pytrace=False
+        )
+    return str(path)
 
 
 @dataclass
