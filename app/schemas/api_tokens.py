@@ -22,7 +22,7 @@ class ApiTokenCreateSchema(InputSchema):
 class ApiTokenSchema(OutputSchema):
     """A token as listed: never its secret."""
 
-    id = fields.String(dump_only=True)
+    id = fields.String(dump_only=True, metadata={"format": "uuid"})
     name = fields.String(dump_only=True)
     roles = fields.List(fields.String(validate=validate.OneOf(ROLE_NAMES)), dump_only=True)
     created_at = fields.DateTime(dump_only=True)

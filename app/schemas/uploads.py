@@ -96,7 +96,7 @@ class UploadUpdateSchema(InputSchema):
 class UploadSchema(OutputSchema):
     """An upload as the API shows it."""
 
-    id = fields.String(dump_only=True)
+    id = fields.String(dump_only=True, metadata={"format": "uuid"})
     filename = fields.String(dump_only=True)
     content_type = fields.String(dump_only=True)
     size = fields.Integer(dump_only=True)
@@ -104,7 +104,7 @@ class UploadSchema(OutputSchema):
     visibility = fields.String(dump_only=True, validate=validate.OneOf(VISIBILITIES))
     description = fields.String(dump_only=True, allow_none=True)
     tags = fields.List(fields.String(), dump_only=True)
-    owner_id = fields.String(dump_only=True)
+    owner_id = fields.String(dump_only=True, metadata={"format": "uuid"})
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
     download_url = fields.Function(

@@ -30,7 +30,7 @@ def roles_field(description: str = "", **kwargs) -> fields.List:
 class UserSchema(OutputSchema):
     """A user as the API shows it; never the password hash."""
 
-    id = fields.String(dump_only=True)
+    id = fields.String(dump_only=True, metadata={"format": "uuid"})
     email = fields.Email(dump_only=True)
     name = fields.String(dump_only=True)
     roles = fields.List(fields.String(validate=validate.OneOf(ROLE_NAMES)), dump_only=True)

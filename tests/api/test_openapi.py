@@ -120,6 +120,15 @@ def test_response_schemas_mark_every_field_sent_as_required_and_keep_enums(spec)
     assert me["content"] == {"application/json": {"schema": {"$ref": "#/components/schemas/User"}}}
 
 
+def test_ids_in_bodies_are_uuids_like_the_path_parameters_they_are_passed_to(spec):
+    # A generated client types an id it reads (upload.id) as what it passes (upload_id: UUID).
+    schemas = spec["components"]["schemas"]
+    for schema, field in [("Upload", "id"), ("Upload", "owner_id"), ("User", "id"), ("ApiToken", "id")]:
+        assert schemas[schema]["properties"][field] == {"type": "string", "format": "uuid", "readOnly": True}
+    download = spec["paths"]["/api/v1/uploads/{upload_id}/content"]["get"]["parameters"]
+    assert {"type": "string", "format": "uuid"} in [p["schema"] for p in download if p["name"] == "upload_id"]
+
+
 def test_downloads_document_ranges_and_conditions_both_ways(spec):
     download = spec["paths"]["/api/v1/uploads/{upload_id}/content"]["get"]
     assert {"200", "206", "304", "412", "416"} <= set(download["responses"])
