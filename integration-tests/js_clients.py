@@ -6,7 +6,8 @@
   program would, from the URL tus-js-client itself stored.
 - Uppy (@uppy/core with @uppy/tus, from the `uppy` package's prebuilt bundle) runs in
   Debian's Chromium driven by Playwright: `chromium_context` launches the machine's
-  /usr/bin/chromium (never a downloaded browser) on a fresh profile.
+  /usr/bin/chromium (never a downloaded browser) on a fresh profile. test_swagger_ui.py
+  uses it too, for Depot's own Swagger UI page, with no npm package.
 
 Both come from integration-tests/js/package-lock.json, which ./run_tests.sh installs with
 `npm ci`; when they are missing the tests fail and say so, never skip. So do the OpenAPI tools
@@ -114,8 +115,7 @@ def run_tus_js_client(options: dict, timeout: float = 300) -> NodeRun:
 @contextlib.contextmanager
 def chromium_context(profile_dir: Path) -> Iterator[object]:
     """A Playwright browser context in Debian's Chromium, headless, on the fresh profile
-    `profile_dir`; closed (and Playwright stopped) afterwards."""
-    require_js_clients()
+    `profile_dir`; closed (and Playwright stopped) afterwards. It needs no npm package."""
     if not CHROMIUM.exists():
         pytest.fail(
             "Debian's Chromium is not installed (/usr/bin/chromium): `apt-get install chromium` "
@@ -142,6 +142,7 @@ def open_uppy_page(context, origin: str = PAGE_ORIGIN):
     asks the user before a page reaches a loopback address (Local Network Access): the test
     grants that permission as a user would, since here the API is on loopback rather than on
     the public address it would have in production."""
+    require_js_clients()
     files = {"/uppy.html": (UPPY_PAGE, "text/html"), "/uppy.min.js": (UPPY_BUNDLE, "text/javascript")}
 
     def serve(route) -> None:
