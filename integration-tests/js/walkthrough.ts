@@ -155,8 +155,7 @@ async function walkthrough(): Promise<Record<string, unknown>> {
         file: binary(new Blob([TEXT], { type: "text/plain" })),
         description: "first file",
         tags: ["docs", RUN_TAG],
-        visibility: "private",
-        sha256: TEXT_SHA256,
+        sha256: TEXT_SHA256, // visibility left out: private by default
       },
       bodySerializer: formData("hello.txt"),
     }),
