@@ -22,9 +22,13 @@ server) there is no socket in the environ and nothing is watched.
 A slow reader must not cost much memory either. The kernel grows a socket's send buffer to
 megabytes, which a reader at 1 KiB/s keeps full for hours: a thousand of them held about
 1 GB between Depot and nginx, and past the kernel's TCP memory limit every connection on the
-machine stalled. So a download's connection gets TCP_NOTSENT_LOWAT: Depot may queue at most
-UNSENT_BYTES beyond what the network carries. Bytes in flight are not limited, so a fast
-client over a long path still gets the whole window its connection can use.
+machine stalled. So a download's connection gets TCP_NOTSENT_LOWAT: Depot may queue only so
+many bytes beyond those the network carries. The process's downloads share UNSENT_BUDGET_BYTES
+for that, between MIN_UNSENT_BYTES and MAX_UNSENT_BYTES each: a lone download gets 4 MiB (a
+bound of 256 KiB halved a fast download's throughput on loopback, from gevent's many more
+wake-ups), a thousand slow ones a little each; the watcher applies the share as their number
+changes. Bytes in flight are not limited, so a fast client over a long path still gets the
+whole window its connection can use.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
-# Bytes a download may queue beyond those in flight (TCP_NOTSENT_LOWAT).
-UNSENT_BYTES = 256 * 1024
+# Bytes the process's downloads may queue beyond those in flight (TCP_NOTSENT_LOWAT), shared.
+UNSENT_BUDGET_BYTES = 32 * 1024 * 1024
+MIN_UNSENT_BYTES = 128 * 1024
+MAX_UNSENT_BYTES = 1024 * 1024
 _lock = threading.Lock()
 _watched: dict[int, _Watch] = {}
 _watcher: list[threading.Thread] = []
@@ -54,6 +60,7 @@ class _Watch:
     seconds: float
     queued: int = 0
     progress_at: float = field(default_factory=time.monotonic)
+    unsent_limit: int = 0  # the TCP_NOTSENT_LOWAT last set
 
 
 def end_when_unread_for(environ: dict, seconds: float) -> None:
@@ -62,14 +69,13 @@ def end_when_unread_for(environ: dict, seconds: float) -> None:
     sock = environ.get("gunicorn.socket")
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return
-    with contextlib.suppress(OSError, AttributeError):  # Linux and macOS have it
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, UNSENT_BYTES)
     with _lock:
         watch = _watched.get(id(sock))
         if watch is not None and watch.sock is sock:
             watch.seconds, watch.progress_at = seconds, time.monotonic()
             return
-        _watched[id(sock)] = _Watch(sock, seconds, _queued(sock) or 0)
+        watch = _watched[id(sock)] = _Watch(sock, seconds, _queued(sock) or 0)
+        _limit_unsent(watch, unsent_share(len(_watched)))
         if not _watcher:
             _watcher.append(threading.Thread(target=_watch_until_none_left, name="depot-stalled-readers", daemon=True))
             _watcher[0].start()
@@ -79,6 +85,18 @@ def watched() -> int:
     """How many connections are watched (for tests)."""
     with _lock:
         return len(_watched)
+
+
+def unsent_share(downloads: int) -> int:
+    """Each download's TCP_NOTSENT_LOWAT when the process has `downloads` of them."""
+    return max(MIN_UNSENT_BYTES, min(MAX_UNSENT_BYTES, UNSENT_BUDGET_BYTES // max(downloads, 1)))
+
+
+def _limit_unsent(watch: _Watch, limit: int) -> None:
+    if watch.unsent_limit != limit:
+        with contextlib.suppress(OSError, AttributeError):  # Linux and macOS have the option
+            watch.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, limit)
+            watch.unsent_limit = limit
 
 
 def _queued(sock: socket.socket) -> int | None:
@@ -112,6 +130,11 @@ def _check(now: float) -> None:
                 watch.sock.shutdown(socket.SHUT_RDWR)
             with _lock:
                 _watched.pop(key, None)
+    with _lock:
+        remaining = list(_watched.values())
+    share = unsent_share(len(remaining))  # more each as downloads end, less as they come
+    for watch in remaining:
+        _limit_unsent(watch, share)
 
 
 def _watch_until_none_left() -> None:

@@ -89,8 +89,9 @@ class S3ObjectReader:
     each held over 1 GB of kernel socket memory, which stalled every TCP connection on the
     machine (issue 12). A fast download soon reads 16 MiB per GET, and a window read to its
     end returns its connection to the pool for the next one. The first window is larger than
-    what a slow reader's connection takes at once (app.api.stalled_readers.UNSENT_BYTES plus
-    the bytes in flight), so sending it waits for the client before a second GET is made.
+    what a slow reader's connection takes at once when many download (its share of
+    app.api.stalled_readers.UNSENT_BUDGET_BYTES plus the bytes in flight), so sending it waits
+    for the client before a second GET is made.
     """
 
     FIRST_WINDOW_BYTES = 512 * 1024
