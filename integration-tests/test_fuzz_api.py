@@ -22,7 +22,7 @@ from processes import BIN, ROOT, temporary_database
 
 CONFIG = ROOT / "integration-tests" / "schemathesis.toml"
 HOOKS_DIR = ROOT / "integration-tests"  # schemathesis_hooks.py: strategies for tus bodies
-MAX_EXAMPLES = int(os.environ.get("DEPOT_FUZZ_EXAMPLES", "15"))
+MAX_EXAMPLES = int(os.environ.get("DEPOT_FUZZ_EXAMPLES", "10"))
 SEED = os.environ.get("DEPOT_FUZZ_SEED", "20261121")
 pytestmark = pytest.mark.robustness("fuzzing")
 
