@@ -121,11 +121,14 @@ class Process:
     def log(self) -> str:
         return self.log_path.read_text()
 
+    # How long a stop waits after SIGTERM before SIGKILL.
+    stop_patience = 20.0
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=self.stop_patience)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -191,6 +194,10 @@ class SeaweedFS(Process):
     `secret_key`) is the only one the gateway accepts. The volume size limit is small (the
     default is 30 GiB per volume, preallocated by some file systems) so that it starts in a
     few seconds with little memory and disk."""
+
+    # weed takes about 18 s to act on SIGTERM, and a test's store is thrown away: after a
+    # moment, SIGKILL (each test run starts several).
+    stop_patience = 2.0
 
     # Small volumes: the master grows them one at a time as the tests fill them.
     VOLUME_SIZE_LIMIT_MB = 64
