@@ -58,6 +58,7 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    output: str = ""  # wrk's own report, for a failure's message
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -70,7 +71,10 @@ def _ms(text: str) -> float:
 
 def wrk(url: str, connections: int, seconds: float, headers: tuple[str, ...] = (), script: Path | None = None):
     """wrk with `connections` connections (2 threads at most, the machine has 2 cores)."""
+    # A request slower than wrk's default 2 s would count as failed: it is slow, and the
+    # percentiles say so; failed means refused or broken.
     command = ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+    command += ["--timeout", "30s"]
     command += [arg for h in headers for arg in ("-H", h)]
     command += ["-s", str(script)] if script else []
     done = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 60, check=True)
@@ -86,6 +90,7 @@ def wrk(url: str, connections: int, seconds: float, headers: tuple[str, ...] = (
         p99_ms=_ms(percentiles["99"]),
         errors=(int(errors.group(1)) if errors else 0)
         + (sum(int(n) for n in socket_errors.groups()) if socket_errors else 0),
+        output=out,
     )
 
 

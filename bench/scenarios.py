@@ -161,7 +161,7 @@ def small_requests(results: Results, depot: Depot, baselines, concurrencies: lis
             ):
                 outcome = wrk(url, connections, seconds, headers)
                 if outcome.errors:
-                    raise RuntimeError(f"{name}: {outcome.errors} failed requests")
+                    raise RuntimeError(f"{name}: {outcome.errors} failed requests\n{outcome.output}")
                 results.add("small rps", name, connections, outcome.requests_per_s)
                 results.add("small p50", name, connections, outcome.p50_ms)
                 results.add("small p99", name, connections, outcome.p99_ms)
@@ -181,7 +181,7 @@ def small_uploads(results: Results, contenders: dict, work: Path, seconds: float
         for name, (url, _token) in contenders.items():
             outcome = wrk(url, 8, seconds, script=scripts[name])
             if outcome.errors:
-                raise RuntimeError(f"{name}: {outcome.errors} failed uploads")
+                raise RuntimeError(f"{name}: {outcome.errors} failed uploads\n{outcome.output}")
             results.add("small uploads/s", name, 8, outcome.requests_per_s)
             results.add("small uploads p50", name, 8, outcome.p50_ms)
             results.add("small uploads p99", name, 8, outcome.p99_ms)
@@ -230,6 +230,6 @@ def listing_growth(results: Results, depots: dict[int, tuple[Depot, str]], secon
             for page, query in (("first page", "per_page=20"), ("page at 90%", f"per_page=20&cursor={cursor}")):
                 outcome = wrk(f"{depot.url}/api/v1/uploads?{query}", 1, seconds, (depot.auth,))
                 if outcome.errors:
-                    raise RuntimeError(f"listing: {outcome.errors} failed requests")
+                    raise RuntimeError(f"listing: {outcome.errors} failed requests\n{outcome.output}")
                 results.add("listing p50", page, rows, outcome.p50_ms)
                 settle()

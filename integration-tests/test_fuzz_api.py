@@ -42,7 +42,7 @@ def fuzz(base_url: str, token: str, objects: dict[str, str], max_examples: int =
         "--checks",
         "all",
         "--exclude-checks",
-        "unsupported_method,allow_header_conformance",
+        "unsupported_method,allow_header_conformance,ensure_resource_availability",
         "--exclude-path-regex",
         "/auth/logout",
         "--workers",
