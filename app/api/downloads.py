@@ -24,7 +24,7 @@ from werkzeug.wsgi import FileWrapper, wrap_file
 from app.api.stalled_readers import end_when_unread_for
 from app.attachments import content_disposition
 from app.models import Upload
-from app.openapi.describe import BINARY, header, request_header, response
+from app.openapi.describe import BINARY, ERROR_CONTENT, header, request_header, response
 from app.services.uploads import Download
 
 # Read size when streaming from a reader (not sendfile): large reads keep Python's share small.
@@ -65,7 +65,7 @@ DOWNLOAD_RESPONSES = {
     416: response(
         "The range starts past the end of the file.",
         headers={"Content-Range": header("`bytes */size`.", required=True)},
-        content={"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        content=ERROR_CONTENT,
     ),
 }
 

@@ -194,6 +194,7 @@ class TusUploads(_TusResource):
     @operation(
         "createResumableUpload",
         *TUS_ERRORS,
+        400,  # an Upload-Metadata value that is not base64 of UTF-8 text
         408,
         409,
         413,

@@ -92,7 +92,9 @@ class InjectedResourceConverter(ResourceConverter):
         for schema, location in self._arguments(view, parent):
             if location in PARAMETER_LOCATIONS:
                 parameters += converter.schema2parameters(schema, location=PARAMETER_LOCATIONS[location])
-        for name, parameter in (docs.get("params") or {}).items():
+        # By name: flask-apispec merges `@doc(params=...)` through a set, in an order that
+        # changes from one process to the next, and a document must not (nor generated code).
+        for name, parameter in sorted((docs.get("params") or {}).items()):
             parameters.append({"name": name, **parameter})
         return parameters
 
@@ -126,7 +128,7 @@ class InjectedResourceConverter(ResourceConverter):
             responses[str(status)] = self._response(int(status), described)
             if str(status) != status:
                 del responses[status]
-        implied = self.implied_errors(rule, operation, uses_database=operation.pop("database", True))
+        implied = self.implied_errors(operation, uses_database=operation.pop("database", True))
         for status in sorted(set(operation.pop("errors", [])) | implied):
             responses.setdefault(str(status), self.error_response(status))
         return operation
@@ -142,7 +144,7 @@ class InjectedResourceConverter(ResourceConverter):
         return described
 
     @staticmethod
-    def implied_errors(rule, operation: dict, *, uses_database: bool) -> set[int]:
+    def implied_errors(operation: dict, *, uses_database: bool) -> set[int]:
         """The error statuses an operation answers because of its shape."""
         errors = set()
         if operation["security"]:
@@ -152,7 +154,7 @@ class InjectedResourceConverter(ResourceConverter):
             errors |= {400, 413, 415, 422}  # unreadable JSON, too large, not JSON, invalid
         if any(p["in"] == "query" for p in operation["parameters"]):
             errors.add(422)
-        if any(isinstance(converter, werkzeug.routing.UUIDConverter) for converter in rule._converters.values()):
+        if any(p["in"] == "path" and p["schema"].get("format") == "uuid" for p in operation["parameters"]):
             errors.add(404)  # no such object (other path parameters declare their 404)
         if uses_database:
             errors.add(503)  # the database (or the store) out of reach within its deadline

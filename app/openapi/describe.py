@@ -13,6 +13,8 @@ from __future__ import annotations
 from flask_apispec import doc
 
 BINARY = {"type": "string", "format": "binary"}
+# The body of every error answer (app.errors), registered by app.openapi.document.
+ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
 def operation(operation_id: str, *errors: int, database: bool = True, **extra):

@@ -18,6 +18,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from flask_apispec import FlaskApiSpec
 
 from app.openapi.converter import InjectedResourceConverter, error_response_name
+from app.openapi.describe import ERROR_CONTENT
 from app.schemas.common import ErrorSchema, OutputSchema
 
 OPENAPI_VERSION = "3.0.3"
@@ -91,7 +92,7 @@ class DepotApiSpec(FlaskApiSpec):
                 name,
                 {
                     "description": f"{status} {name}: see `message`.",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    "content": ERROR_CONTENT,
                 },
             )
         return {"$ref": f"#/components/responses/{name}"}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +46,28 @@ def test_every_route_is_documented_and_every_operation_has_a_unique_id(spec):
     ids = [operation["operationId"] for _, _, operation in operations(spec)]
     assert len(ids) == len(set(ids)), ids
     assert all(re.fullmatch(r"[a-z][A-Za-z]+", i) for i in ids), ids
+
+
+def test_the_document_is_the_same_in_every_process():
+    """Header parameters come out in one order, whatever a process's string hashing: replicas
+    serve one document, and clients generated twice from it are the same."""
+    dump = (
+        "import json; from app import create_app; from app.config import TestingConfig; "
+        "app = create_app(TestingConfig({'DATABASE_URL': 'sqlite://', 'DATA_DIR': '/tmp/depot-openapi-test'})); "
+        "print(json.dumps(app.test_client().get('/api/v1/openapi.json').get_json()))"
+    )
+    documents = {
+        subprocess.run(
+            [sys.executable, "-c", dump],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parents[2],
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(documents) == 1
 
 
 def test_the_raw_upload_path_does_not_clash_with_an_uploads_id(spec):
