@@ -121,12 +121,13 @@ class Process:
     def log(self) -> str:
         return self.log_path.read_text()
 
-    # How long a stop waits after SIGTERM before SIGKILL.
+    # How a stop asks the process to end, and how long it waits before SIGKILL.
+    stop_signal = signal.SIGTERM
     stop_patience = 20.0
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(self.stop_signal)
             try:
                 self.process.wait(timeout=self.stop_patience)
             except subprocess.TimeoutExpired:
@@ -136,7 +137,14 @@ class Process:
 
 class Gunicorn(Process):
     """Depot (or another WSGI app, such as the benchmark's baselines) under gunicorn with the
-    repository's gunicorn.conf.py: the container's settings."""
+    repository's gunicorn.conf.py: the container's settings.
+
+    A test's server is stopped as Ctrl-C stops it (gunicorn's quick stop: the workers exit at
+    once, ending their uploads in flight through worker_int). SIGTERM's graceful stop waits
+    for every open connection, keep-alive ones included, for up to 5 s each time; the normal
+    stop has its own tests (test_graceful_stop.py)."""
+
+    stop_signal = signal.SIGINT
 
     def __init__(
         self,
