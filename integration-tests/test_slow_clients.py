@@ -11,7 +11,7 @@ end), and no database connection is held while a body streams.
 
 Bounded here: 200 of each kind for 10 s. The full-size run (1,000 of each, each kind alone
 and all together) is the same code, as a command (README, Robustness) or through this test:
-    DEPOT_SLOW_CLIENTS=1000 DEPOT_SLOW_SECONDS=60 DEPOT_SLOW_PHASES=uploads,downloads,headers,all \\
+    DEPOT_SLOW_CLIENTS=1000 DEPOT_SLOW_SECONDS=30 DEPOT_SLOW_PHASES=uploads,downloads,headers,all \\
         ./run_tests.sh integration-tests/test_slow_clients.py
 On a loaded two-core machine the p99 bound is the first to wobble: the probes are many (a
 few hundred per run) so one slow answer cannot decide it; if it is flaky, send more probes
