@@ -30,6 +30,11 @@ CHUNK_BYTES = 128 * 1024
 READ_BYTES = 8 * CHUNK_BYTES
 MAX_FIELD_BYTES = 8 * 1024
 MAX_PARTS = 24
+# Form fields upload widgets send beside the file with their default options, accepted and
+# ignored (any other unknown field is still a 422, so a misspelt `visibilty` is not silently
+# dropped): Uppy's XHR upload sends each file's meta, `name`, `type` and `relativePath`. The
+# file part's own filename and the bytes' checked type are what Depot keeps.
+WIDGET_FIELDS = ("name", "type", "relativePath")
 # A part's headers are small; a decoder buffer far beyond one chunk means they never end.
 MAX_DECODER_BUFFER = CHUNK_BYTES + 64 * 1024
 # Some clients send a full Windows path with bare backslashes, which an RFC quoted-string
@@ -133,7 +138,10 @@ class MultipartUpload:
                 values.setdefault(event.name, []).append(self._field_value(event.name, events))
         if staged is None:
             raise Invalid("The form has no 'file' part.", fields={"file": ["Missing data for required field."]})
-        metadata = _load_metadata(self.schema, self._as_form_data(values))
+        form = self._as_form_data(values)
+        for name in WIDGET_FIELDS:
+            form.pop(name, None)
+        metadata = _load_metadata(self.schema, form)
         return ReceivedUpload(
             staged=staged,
             filename=part.filename,

@@ -49,6 +49,27 @@ BINARY_SIGNATURES = {
 TEXT_EXTENSIONS = {"txt", "csv", "json", "md"}
 # Declared types any client may send for any file.
 GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
+# Other names browsers and operating systems give the same types: a browser reports the type
+# the OS associates with the extension (on Windows, from the registry, so a .csv is Excel's
+# `application/vnd.ms-excel` wherever Office is installed). Each alias counts only for its
+# own extensions' type; the type Depot serves is still the canonical one above.
+TYPE_ALIASES = {
+    "text/csv": {
+        "application/vnd.ms-excel",
+        "application/csv",
+        "application/x-csv",
+        "text/comma-separated-values",
+        "text/x-comma-separated-values",
+        "text/x-csv",
+    },
+    "application/zip": {"application/x-zip-compressed", "application/x-zip", "multipart/x-zip"},
+    "application/gzip": {"application/x-gzip", "application/x-gunzip", "application/gzip-compressed"},
+    "image/jpeg": {"image/pjpeg", "image/jpg"},
+    "image/png": {"image/x-png", "image/apng"},
+    "application/pdf": {"application/x-pdf", "application/acrobat"},
+    "text/markdown": {"text/x-markdown"},
+    "application/json": {"text/json", "application/x-json"},
+}
 
 _MARKUP = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body|<script|<svg|<\?xml|<iframe|<object)", re.IGNORECASE)
 
@@ -107,7 +128,7 @@ def content_type_for_name(filename: str, declared_type: str | None, allowed: tup
         )
     expected = CONTENT_TYPES.get(ext) or mimetypes.guess_type(f"x.{ext}")[0] or "application/octet-stream"
     declared = (declared_type or "").split(";")[0].strip().lower()
-    if declared not in GENERIC_TYPES and declared != expected:
+    if declared not in GENERIC_TYPES and declared != expected and declared not in TYPE_ALIASES.get(expected, ()):
         raise Unsupported(
             f"The declared type '{declared}' does not match a '.{ext}' file ({expected}).",
             fields={"file": ["Declared type and extension disagree."]},

@@ -578,3 +578,56 @@ def test_a_whole_local_file_is_handed_to_the_servers_file_wrapper(app, upload, u
         body.close()
 
     assert len(handed) == 1
+
+
+def test_upload_widgets_extra_form_fields_are_accepted_and_ignored(testapp, uploader_headers):
+    # Uppy's XHR upload with its default options sends each file's `name`, `type` and
+    # `relativePath` ("null" outside a folder) beside the file part.
+    fields = {"name": "renamed in the widget.png", "type": "image/png", "relativePath": "null"}
+
+    created = testapp.post(
+        UPLOADS, fields, upload_files=[("file", "holiday.png", png_bytes())], headers=uploader_headers, status=201
+    ).json
+
+    assert created["filename"] == "holiday.png"  # the file part's own name counts
+    assert (created["description"], created["visibility"], created["tags"]) == (None, "private", [])
+
+
+def test_a_widget_field_is_still_checked_for_size_and_repeats(testapp, uploader_headers, fetch, disk):
+    fields = [("name", "a.png"), ("name", "b.png")]
+
+    response = testapp.post(
+        UPLOADS, fields, upload_files=[("file", "a.png", png_bytes())], headers=uploader_headers, status=422
+    )
+
+    assert response.json["fields"] == {"name": ["Send it once."]}
+    assert_nothing_stored(fetch, disk)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "declared", "served"),
+    [
+        # What browsers on Windows report, from the registry, for common files.
+        ("table.csv", b"a,b\n1,2\n", "application/vnd.ms-excel", "text/csv"),
+        ("archive.zip", b"PK\x03\x04" + b"\x00" * 60, "application/x-zip-compressed", "application/zip"),
+        ("log.gz", b"\x1f\x8b\x08\x00" + b"\x00" * 60, "application/x-gzip", "application/gzip"),
+        ("photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 60, "image/pjpeg", "image/jpeg"),
+        ("photo.png", png_bytes(), "image/x-png", "image/png"),
+        ("notes.md", b"# Notes\n", "text/x-markdown", "text/markdown"),
+    ],
+)
+def test_content_types_browsers_commonly_send_are_aliases_of_the_extensions_type(
+    upload, uploader_headers, name, data, declared, served
+):
+    created = upload(uploader_headers, name, data, content_type=declared).json
+
+    assert created["content_type"] == served
+
+
+def test_an_alias_of_another_extensions_type_is_still_415(upload, uploader_headers, fetch, disk):
+    response = upload(
+        uploader_headers, "photo.png", png_bytes(), status=415, content_type="application/x-zip-compressed"
+    )
+
+    assert "does not match a '.png' file" in response.json["message"]
+    assert_nothing_stored(fetch, disk)
