@@ -266,7 +266,9 @@ def topology(tmp_path_factory):
             replica = Gunicorn(name, env, logs)
             stack.callback(replica.stop)
             topology.replicas.append(replica)
-        topology.proxy = Nginx([f"127.0.0.1:{r.port}" for r in topology.replicas], TOPOLOGY_MAX_UPLOAD, logs)
+        topology.proxy = Nginx(
+            [f"127.0.0.1:{r.port}" for r in topology.replicas], TOPOLOGY_MAX_UPLOAD, logs, env["CORS_ORIGINS"]
+        )
         stack.callback(topology.proxy.stop)
         topology.s3 = store.client()
         yield topology

@@ -31,6 +31,7 @@ from processes import ROOT
 JS_DIR = ROOT / "integration-tests" / "js"
 NODE_UPLOAD_SCRIPT = JS_DIR / "tus_node_upload.mjs"
 UPPY_PAGE = JS_DIR / "uppy_page.html"
+UPPY_XHR_PAGE = JS_DIR / "uppy_xhr_page.html"
 UPPY_BUNDLE = JS_DIR / "node_modules" / "uppy" / "dist" / "uppy.min.js"
 # Where the Uppy page is served from: the browser origin Depot's CORS_ORIGINS must allow.
 PAGE_ORIGIN = "https://spa.example.com"
@@ -134,16 +135,22 @@ def chromium_context(profile_dir: Path) -> Iterator[object]:
             context.close()
 
 
-def open_uppy_page(context, origin: str = PAGE_ORIGIN):
-    """A new tab on uppy_page.html at `origin` (served by Playwright from integration-tests/js,
-    with the `uppy` bundle beside it), allowed to reach Depot on loopback.
+def open_uppy_page(context, origin: str = PAGE_ORIGIN, page: str = "uppy.html"):
+    """A new tab on `page` at `origin`: uppy.html (uppy_page.html, Uppy with tus) or
+    uppy-xhr.html (uppy_xhr_page.html, Uppy's XHR upload with its default options), served by
+    Playwright from integration-tests/js with the `uppy` bundle beside it, allowed to reach
+    Depot on loopback.
 
     The page is on another origin than the API, as a single-page app using Depot is. Chromium
     asks the user before a page reaches a loopback address (Local Network Access): the test
     grants that permission as a user would, since here the API is on loopback rather than on
     the public address it would have in production."""
     require_js_clients()
-    files = {"/uppy.html": (UPPY_PAGE, "text/html"), "/uppy.min.js": (UPPY_BUNDLE, "text/javascript")}
+    files = {
+        "/uppy.html": (UPPY_PAGE, "text/html"),
+        "/uppy-xhr.html": (UPPY_XHR_PAGE, "text/html"),
+        "/uppy.min.js": (UPPY_BUNDLE, "text/javascript"),
+    }
 
     def serve(route) -> None:
         found = files.get(urlsplit(route.request.url).path)
@@ -153,7 +160,10 @@ def open_uppy_page(context, origin: str = PAGE_ORIGIN):
             route.fulfill(status=200, content_type=found[1], body=found[0].read_bytes())
 
     context.grant_permissions(["local-network-access"], origin=origin)
-    page = context.new_page()
-    page.route(f"{origin}/**", serve)
-    page.goto(f"{origin}/uppy.html")
-    return page
+    tab = context.new_page()
+    tab.route(f"{origin}/**", serve)
+    tab.goto(f"{origin}/{page}")
+    # Loaded: stop routing, so the page's requests to Depot go out as the browser sends them.
+    # While any route is set, Playwright answers every CORS preflight itself, allowing all.
+    tab.unroute_all()
+    return tab

@@ -311,6 +311,19 @@ def render_template(text: str, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(DEPOT_[A-Z_]+)\}", lambda m: values[m.group(1)], text)
 
 
+def cors_origin_map(cors_origins: str) -> str:
+    """DEPOT_CORS_ORIGIN_MAP as the compose proxy's entrypoint computes it: its very script,
+    sourced by sh."""
+    done = subprocess.run(
+        ["/bin/sh", "-c", f'. {ROOT / "deploy/nginx/cors-origins.sh"} && printf %s "$DEPOT_CORS_ORIGIN_MAP"'],
+        env={"PATH": os.environ["PATH"], "CORS_ORIGINS": cors_origins},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
 NGINX_MAIN_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
 # What local_nginx_conf() changes in deploy/nginx/nginx.conf: the image's paths and user.
 _IMAGE_DIRECTIVES = re.compile(r"^(?P<indent>\s*)(?P<name>user|error_log|pid|include)\s+(?P<value>[^;]*);", re.M)
@@ -348,9 +361,11 @@ def local_nginx_conf(text: str, prefix: Path, server_conf: Path, error_log: Path
 
 class Nginx(Process):
     """nginx running deploy/nginx/nginx.conf and deploy/nginx/depot.conf.template (the files
-    docker compose gives the proxy) in front of `upstreams`."""
+    docker compose gives the proxy) in front of `upstreams`, its own answers allowing the
+    origins of `cors_origins` (Depot's CORS_ORIGINS, turned into the template's map by
+    deploy/nginx/cors-origins.sh as the compose entrypoint does)."""
 
-    def __init__(self, upstreams: list[str], max_upload_bytes: int, log_dir: Path) -> None:
+    def __init__(self, upstreams: list[str], max_upload_bytes: int, log_dir: Path, cors_origins: str = "") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.access_log = log_dir / "nginx-access.log"
@@ -363,6 +378,7 @@ class Nginx(Process):
                 "DEPOT_UPSTREAM_SERVERS": " ".join(f"server {u} max_fails=1 fail_timeout=5s;" for u in upstreams),
                 "DEPOT_MAX_BODY_BYTES": str(max_upload_bytes + NGINX_BODY_SLACK),
                 "DEPOT_ACCESS_LOG": str(self.access_log),
+                "DEPOT_CORS_ORIGIN_MAP": cors_origin_map(cors_origins),
             },
         )
         (prefix / "depot.conf").write_text(server_conf)

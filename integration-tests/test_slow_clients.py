@@ -126,7 +126,7 @@ def compose_proxy(topology, tmp_path_factory):
             replica = Gunicorn(name, env, logs)
             stack.callback(replica.stop)
             replicas.append(replica)
-        proxy = Nginx([f"127.0.0.1:{r.port}" for r in replicas], TOPOLOGY_MAX_UPLOAD, logs)
+        proxy = Nginx([f"127.0.0.1:{r.port}" for r in replicas], TOPOLOGY_MAX_UPLOAD, logs, env["CORS_ORIGINS"])
         stack.callback(proxy.stop)
         yield proxy.url, env
 

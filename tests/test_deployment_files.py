@@ -32,6 +32,7 @@ from gunicorn.config import Config as GunicornConfig
 
 from app.api.upload_sources import MultipartUpload
 from app.config import ProductionConfig
+from app.http_policy import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS
 from tests.helpers import exec_gunicorn_conf
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -408,8 +409,47 @@ def test_the_proxy_streams_uploads_under_the_apps_size_limit(services):
     assert "proxy_request_buffering off;" in template
     assert re.search(r"proxy_read_timeout \d+s;", template)
     used = set(re.findall(r"\$\{(DEPOT_[A-Z0-9_]+)\}", template))
-    assert used == {name for name in proxy["environment"] if name.startswith("DEPOT_")} | {"DEPOT_MAX_BODY_BYTES"}
+    computed = {"DEPOT_MAX_BODY_BYTES", "DEPOT_CORS_ORIGIN_MAP"}
+    assert used == {name for name in proxy["environment"] if name.startswith("DEPOT_")} | computed
     assert "./deploy/nginx/depot.conf.template:/etc/nginx/templates/default.conf.template:ro" in proxy["volumes"]
+
+
+def test_the_proxys_own_answers_have_the_apps_cors_settings(services):
+    proxy = services["proxy"]
+    template = (ROOT / "deploy/nginx/depot.conf.template").read_text()
+    # The same CORS_ORIGINS as the app (from .env), turned into the template's map.
+    assert proxy["environment"]["CORS_ORIGINS"] == "${CORS_ORIGINS:-}"
+    assert "./deploy/nginx/cors-origins.sh:/etc/nginx/depot/cors-origins.sh:ro" in proxy["volumes"]
+    assert ". /etc/nginx/depot/cors-origins.sh && exec /docker-entrypoint.sh" in " ".join(proxy["entrypoint"])
+    # The headers a preflight allows and the ones a response exposes are Depot's own.
+    assert f'1 "{", ".join(CORS_ALLOW_HEADERS)}";' in template
+    assert f'default "{", ".join(CORS_EXPOSE_HEADERS)}";' in template
+    assert f'1 "{CORS_MAX_AGE_SECONDS}";' in template
+
+
+@pytest.mark.parametrize(
+    ("origins", "entries"),
+    [
+        ("", 'default "";'),
+        ("*", 'default "*";'),
+        (
+            "https://app.example.com, http://localhost:5173",
+            'default ""; "https://app.example.com" $http_origin; "http://localhost:5173" $http_origin;',
+        ),
+        # What Depot refuses at start is left out, never written into nginx's configuration.
+        ('https://a.example.com/path,evil";,ftp://x', 'default "";'),
+    ],
+)
+def test_cors_origins_become_the_templates_map_in_posix_sh(origins, entries):
+    done = subprocess.run(
+        ["/bin/sh", "-c", '. deploy/nginx/cors-origins.sh && printf %s "$DEPOT_CORS_ORIGIN_MAP"'],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "CORS_ORIGINS": origins},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == entries
 
 
 # Issue 12's slow clients at once (uploads, downloads, unfinished headers), and what a proxied
