@@ -15,6 +15,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -171,7 +172,10 @@ class Api:
             self.http.headers["Authorization"] = f"Bearer {token}"
 
     def __getattr__(self, method):
-        return lambda path, **kwargs: self.http.request(method.upper(), self.base_url + path, timeout=30, **kwargs)
+        # `path` is a path on base_url, or an absolute URL Depot gave (download_url, Location).
+        return lambda path, **kwargs: self.http.request(
+            method.upper(), urljoin(self.base_url, path), timeout=30, **kwargs
+        )
 
     def at(self, base_url: str) -> Api:
         """The same credentials, sent to another server (say, one replica directly)."""

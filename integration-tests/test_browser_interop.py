@@ -2,7 +2,8 @@
 compose nginx in front of the replicas (issue 15's interoperability failures):
 
 - Uppy's XHR upload with its default options (it sends the form fields `name`, `type` and
-  `relativePath` beside the file, and retries any refusal) stores the file at the first try.
+  `relativePath` beside the file, and retries any refusal) stores the file at the first try,
+  and the answer's download_url is absolute, on the address the app called.
 - The answers nginx gives itself carry the CORS headers Depot's would, so the app reads
   them instead of seeing status 0: a 413 for a body over the limit, a 400 for a URL too long
   for nginx, and, with no replica answering, the preflight (answered by nginx) and the 503.
@@ -62,7 +63,9 @@ def test_uppy_xhr_upload_with_its_default_options_stores_the_file_at_the_first_t
     assert state["error"] is None, json.dumps(state)
     created = state["success"]["body"]
     assert state["success"]["status"] == 201 and created["filename"] == source.name, state
-    stored = topology_uploader.get(f"/api/v1/uploads/{created['id']}/content")
+    # Its download_url is absolute, on the proxy's address: the app can use it as it is.
+    assert created["download_url"] == f"{topology.proxy.url}/api/v1/uploads/{created['id']}/content"
+    stored = topology_uploader.http.get(created["download_url"], timeout=30)
     assert hashlib.sha256(stored.content).hexdigest() == hashlib.sha256(data).hexdigest()
     # One request: nothing was refused and retried.
     posts = [r for r in topology.proxy.access_records() if r["method"] == "POST"][posts_before:]

@@ -132,7 +132,8 @@ def upload_through_a_dropping_network(uploader: Api, relay: FaultRelay, path: Pa
     assert relay.upstream_bytes < size // 2 + size, run.describe()
     success = run.last("success")
     assert success["depotUploadId"], run.describe()
-    assert success["contentLocation"] == f"/api/v1/uploads/{success['depotUploadId']}", run.describe()
+    # Absolute, on the address the client used (here the relay's).
+    assert success["contentLocation"] == f"{relay.url}/api/v1/uploads/{success['depotUploadId']}", run.describe()
     return success["depotUploadId"]
 
 

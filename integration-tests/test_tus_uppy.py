@@ -98,7 +98,9 @@ def upload_paused_and_resumed(base_url: str, uploader: Api, tmp_path: Path) -> s
 
     # The finished upload, as Uppy's upload-success event tells it.
     upload_id = state["success"]["depotUploadId"]
-    assert upload_id and state["success"]["contentLocation"] == f"/api/v1/uploads/{upload_id}", state["success"]
+    assert upload_id and state["success"]["contentLocation"] == f"{base_url}/api/v1/uploads/{upload_id}", state[
+        "success"
+    ]
     described = uploader.get(f"/api/v1/uploads/{upload_id}")
     assert described.status_code == 200, described.text
     assert (described.json()["size"], described.json()["sha256"]) == (SIZE, source_sha256)

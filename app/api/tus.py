@@ -112,7 +112,7 @@ def _upload_headers(row: ResumableUpload) -> dict[str, str]:
         headers["Upload-Metadata"] = row.metadata_header
     if row.upload_id:
         headers["Depot-Upload-Id"] = row.upload_id
-        headers["Content-Location"] = url_for("api.upload_detail", upload_id=row.upload_id)
+        headers["Content-Location"] = url_for("api.upload_detail", upload_id=row.upload_id, _external=True)
     return headers
 
 

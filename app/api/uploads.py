@@ -47,7 +47,7 @@ class _UploadResource(AuthenticatedResource):
 
 
 def _created(upload):
-    return upload, 201, {"Location": url_for("api.upload_detail", upload_id=upload.id)}
+    return upload, 201, {"Location": url_for("api.upload_detail", upload_id=upload.id, _external=True)}
 
 
 @doc(tags=["uploads"])

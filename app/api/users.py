@@ -59,7 +59,7 @@ class UserList(_UserResource):
     def post(self, **fields):
         """Create a user with the given roles (admin only)."""
         user = self.users.create_user(current_principal(), **fields)
-        return user, 201, {"Location": url_for("api.user_detail", user_id=user.id)}
+        return user, 201, {"Location": url_for("api.user_detail", user_id=user.id, _external=True)}
 
 
 @doc(tags=["users"])

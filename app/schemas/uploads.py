@@ -107,8 +107,11 @@ class UploadSchema(OutputSchema):
     owner_id = fields.String(dump_only=True, metadata={"format": "uuid"})
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
+    # Absolute, like a share link's url: a browser app on another origin can use it as it is.
     download_url = fields.Function(
-        lambda upload: url_for("api.upload_content", upload_id=upload.id), dump_only=True, metadata={"type": "string"}
+        lambda upload: url_for("api.upload_content", upload_id=upload.id, _external=True),
+        dump_only=True,
+        metadata={"type": "string", "format": "uri"},
     )
 
 

@@ -136,7 +136,7 @@ def test_an_upload_sent_in_parts_becomes_one_upload_at_its_last_byte(testapp, up
 
     upload_id = last.headers["Depot-Upload-Id"]
     assert last.headers["Upload-Offset"] == str(len(data))
-    assert last.headers["Content-Location"] == f"/api/v1/uploads/{upload_id}"
+    assert last.headers["Content-Location"] == f"http://localhost/api/v1/uploads/{upload_id}"
     stored = testapp.get(f"/api/v1/uploads/{upload_id}", headers=uploader_headers).json
     assert (stored["sha256"], stored["size"], stored["filename"]) == (sha256_hex(data), len(data), "picture.png")
     assert (stored["description"], stored["tags"], stored["visibility"]) == ("holiday", ["a", "b"], "public")

@@ -88,13 +88,13 @@ def test_multipart_upload_stores_file_and_metadata_together(upload, uploader, up
     response = upload(uploader_headers, "holiday.png", data, description="Beach", visibility="public", tags="sea, sun")
 
     body = response.json
-    assert response.headers["Location"].endswith(f"{UPLOADS}/{body['id']}")
+    assert response.headers["Location"] == f"http://localhost{UPLOADS}/{body['id']}"
     assert body["filename"] == "holiday.png"
     assert body["content_type"] == "image/png"
     assert (body["size"], body["sha256"]) == (5000, sha256_hex(data))
     assert (body["visibility"], body["description"], body["tags"]) == ("public", "Beach", ["sea", "sun"])
     assert body["owner_id"] == uploader.id
-    assert body["download_url"] == f"{UPLOADS}/{body['id']}/content"
+    assert body["download_url"] == f"http://localhost{UPLOADS}/{body['id']}/content"
     row = fetch(lambda s: s.get(Upload, body["id"]))
     assert disk() == {"objects": [row.storage_key], "staging": []}
     stored = next((app.config["UPLOAD_DIR"] / __import__("pathlib").Path("objects")).glob(f"*/{row.storage_key}"))
@@ -631,3 +631,15 @@ def test_an_alias_of_another_extensions_type_is_still_415(upload, uploader_heade
 
     assert "does not match a '.png' file" in response.json["message"]
     assert_nothing_stored(fetch, disk)
+
+
+def test_links_in_answers_are_absolute_on_the_host_and_scheme_the_client_used(upload, testapp, uploader_headers):
+    # A browser app on another origin uses them as they are, like a share link's url.
+    headers = {**uploader_headers, "Host": "files.example.com"}
+
+    created = upload(headers, "holiday.png", png_bytes())
+
+    assert created.headers["Location"] == f"http://files.example.com{UPLOADS}/{created.json['id']}"
+    assert created.json["download_url"] == f"http://files.example.com{UPLOADS}/{created.json['id']}/content"
+    listed = testapp.get(UPLOADS, headers=headers, extra_environ={"wsgi.url_scheme": "https"}).json["items"]
+    assert listed[0]["download_url"] == f"https://files.example.com{UPLOADS}/{created.json['id']}/content"
