@@ -195,8 +195,10 @@ def test_the_readme_tus_walkthrough_runs_verbatim_against_run_dev(depot_env, tmp
         answer = dict(line.lower().split(": ", 1) for line in lines[3:] if ": " in line)
         assert answer["upload-offset"] == "3000000"
         login = requests.post(f"{base}/api/v1/auth/token", json=ADMIN, timeout=10).json()
+        # Absolute, on the address curl used.
+        assert answer["content-location"] == f"http://localhost:{port}/api/v1/uploads/{answer['depot-upload-id']}"
         upload = requests.get(
-            f"{base}{answer['content-location']}",
+            answer["content-location"],
             headers={"Authorization": f"Bearer {login['access_token']}"},
             timeout=10,
         ).json()
