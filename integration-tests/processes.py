@@ -312,8 +312,8 @@ def render_template(text: str, values: dict[str, str]) -> str:
 
 
 def cors_origin_map(cors_origins: str) -> str:
-    """DEPOT_CORS_ORIGIN_MAP as the compose proxy's entrypoint computes it: its very script,
-    sourced by sh."""
+    """DEPOT_CORS_ORIGIN_MAP as the compose proxy's entrypoint computes it from CORS_ORIGINS:
+    deploy/nginx/cors-origins.sh itself, sourced by POSIX sh."""
     done = subprocess.run(
         ["/bin/sh", "-c", f'. {ROOT / "deploy/nginx/cors-origins.sh"} && printf %s "$DEPOT_CORS_ORIGIN_MAP"'],
         env={"PATH": os.environ["PATH"], "CORS_ORIGINS": cors_origins},

@@ -313,3 +313,20 @@ def test_logs_are_json_follow_the_request_id_and_hold_no_secrets(topology, uploa
     # One time format in every line, the proxy's and the replicas' (app, gunicorn, access).
     times = [r["time"] for r in replica_records()] + [r["time"] for r in topology.proxy.access_records()]
     assert times and [t for t in times if not ISO_TIME.match(t)] == []
+
+
+def test_the_proxys_own_answers_name_only_an_allowed_origin(topology):
+    def too_large(origin: str) -> requests.Response:
+        return requests.put(
+            f"{topology.proxy.url}/api/v1/raw-uploads/big.png",
+            headers={"Origin": origin, "Content-Length": str(TOPOLOGY_MAX_UPLOAD + 2 * MIB)},
+            data=b"",
+            timeout=10,
+        )
+
+    allowed, other = too_large("https://spa.example.com"), too_large("https://elsewhere.example.com")
+
+    assert (allowed.status_code, other.status_code) == (413, 413)
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://spa.example.com"
+    assert "X-Request-ID" in allowed.headers["Access-Control-Expose-Headers"]
+    assert not any(name.lower().startswith("access-control-") for name in other.headers), other.headers

@@ -24,7 +24,7 @@ megabytes, which a reader at 1 KiB/s keeps full for hours: a thousand of them he
 1 GB between Depot and nginx, and past the kernel's TCP memory limit every connection on the
 machine stalled. So a download's connection gets TCP_NOTSENT_LOWAT: Depot may queue only so
 many bytes beyond those the network carries. The process's downloads share UNSENT_BUDGET_BYTES
-for that, between MIN_UNSENT_BYTES and MAX_UNSENT_BYTES each: a lone download gets 4 MiB (a
+for that, between MIN_UNSENT_BYTES and MAX_UNSENT_BYTES each: a lone download gets 1 MiB (a
 bound of 256 KiB halved a fast download's throughput on loopback, from gevent's many more
 wake-ups), a thousand slow ones a little each; the watcher applies the share as their number
 changes. Bytes in flight are not limited, so a fast client over a long path still gets the

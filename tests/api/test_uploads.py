@@ -601,6 +601,14 @@ def test_a_widget_field_is_still_checked_for_size_and_repeats(testapp, uploader_
     )
 
     assert response.json["fields"] == {"name": ["Send it once."]}
+    too_long = testapp.post(
+        UPLOADS,
+        {"relativePath": "x" * 9000},
+        upload_files=[("file", "a.png", png_bytes())],
+        headers=uploader_headers,
+        status=422,
+    )
+    assert too_long.json["fields"] == {"relativePath": ["Too long."]}
     assert_nothing_stored(fetch, disk)
 
 
