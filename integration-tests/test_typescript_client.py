@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from js_clients import JS_DIR, node, npm_tool
+from processes import ROOT
 
 SOURCES = ["walkthrough.ts", "walkthrough_refusals.ts"]
 STEPS = [
@@ -104,3 +105,29 @@ def test_the_typed_walkthrough_runs_against_the_server(project, server, admin_ap
     assert (user.json()["email"], user.json()["roles"]) == (summary["user"]["email"], ["uploader"])
     for upload_id in summary["deleted"]:
         assert admin_api.get(f"/api/v1/uploads/{upload_id}").status_code == 404, upload_id
+
+
+def readme_typescript_example() -> str:
+    """The ```ts block of the README's "### TypeScript" section, as a user copies it."""
+    section = (ROOT / "README.md").read_text().split("### TypeScript", 1)[1]
+    return section.split("```ts\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_example_compiles_and_runs_with_the_readmes_commands(project, server, tmp_path):
+    # A folder as the README leaves it: ES modules, the pinned packages, the generated types.
+    (tmp_path / "package.json").write_text(json.dumps({"private": True, "type": "module"}))
+    (tmp_path / "node_modules").symlink_to(JS_DIR / "node_modules", target_is_directory=True)
+    shutil.copy(project / "schema.d.ts", tmp_path / "schema.d.ts")
+    example = readme_typescript_example()
+    # The README's server and first admin (walkthrough step 1) are the test server's here.
+    mapping = {"http://localhost:5000": server, "admin@example.com": ADMIN_EMAIL, "change-me-please": ADMIN_PASSWORD}
+    for readme_value, value in mapping.items():
+        assert readme_value in example, readme_value
+        example = example.replace(readme_value, value)
+    (tmp_path / "example.ts").write_text(example)
+
+    run([npm_tool("tsc"), "--strict", "--target", "es2022", "--module", "nodenext", "example.ts"], tmp_path, "tsc")
+    done = run([node(), "example.js"], tmp_path, "node example.js")
+
+    # It logged in and listed uploads: console.log of their filenames, an array.
+    assert done.stdout.startswith("["), done.stdout
