@@ -31,7 +31,12 @@ class UTCDateTimeField(fields.AwareDateTime):
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
 
 
-TAG = fields.String(validate=[validate.Regexp(r"^[\w.-]{1,50}$"), no_control_characters])
+TAG = fields.String(
+    validate=[
+        validate.Regexp(r"^[\w.-]{1,50}$", error="A tag is 1 to 50 letters, digits, '_', '.' or '-'."),
+        no_control_characters,
+    ]
+)
 VISIBILITIES = [v.value for v in Visibility]
 
 

@@ -114,6 +114,18 @@ def test_tags_may_be_repeated_fields(testapp, uploader_headers):
     assert response.json["tags"] == ["a", "b"]
 
 
+def test_a_tag_it_does_not_accept_is_refused_saying_what_a_tag_may_hold(testapp, uploader_headers):
+    response = testapp.post(
+        UPLOADS,
+        {"tags": "no spaces"},
+        upload_files=[("file", "x.png", png_bytes())],
+        headers=uploader_headers,
+        status=422,
+    )
+
+    assert response.json["fields"]["tags"] == {"0": ["A tag is 1 to 50 letters, digits, '_', '.' or '-'."]}
+
+
 def test_defaults_are_private_with_no_description_or_tags(upload, uploader_headers):
     body = upload(uploader_headers).json
 
