@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start Depot for local use: a virtualenv with what serving needs (requirements/production.txt,
-# not the test and benchmark stack), a migrated SQLite database in ./var/development, and the
-# development server on http://127.0.0.1:5000 (PORT to change it, VENV for another virtualenv).
+# not the test and benchmark stack), the web console built from its npm lockfile, a migrated
+# SQLite database in ./var/development, and the development server on http://127.0.0.1:5000
+# (PORT to change it, VENV for another virtualenv).
 #
 # pip runs only when requirements/production.txt changed since it last ran in this virtualenv
 # (a stamp file in the virtualenv holds the file's SHA-256), so a restart takes a few seconds.
@@ -24,6 +25,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile -r requirements/production.txt
     echo "$wanted" >"$stamp"
 fi
+
+# The web console at http://127.0.0.1:5000/console/, built with the machine's Node.js and npm
+# (skipped, with a note, without them).
+app/console/build.sh
 
 # `flask dev` (app/cli.py): `flask db upgrade`, then the development server, in one process,
 # on PORT (from the environment or .env; default 5000).

@@ -10,7 +10,8 @@
 # JavaScript tus clients' tests; Node.js also runs Redocly's lint of the OpenAPI document and
 # the TypeScript client) come from Debian's packages and are installed here when missing and
 # the script runs as root; otherwise the tests that need them fail and say what to install.
-# The JavaScript clients and tools themselves come from integration-tests/js's lockfile.
+# The JavaScript clients and tools themselves come from integration-tests/js's lockfile, and
+# the web console is built from app/console's (app/console/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -49,6 +50,8 @@ install_debian_package '/usr/lib/postgresql/*/bin/initdb' postgresql
 install_debian_package redis-server redis-server
 # The compose storage healthcheck (busybox wget in the image) is run against a real weed.
 install_debian_package wget wget
+# The README walkthroughs' tests run its curl commands.
+install_debian_package curl curl
 # The real JavaScript tus clients: tus-js-client runs under Node; Uppy runs in Debian's
 # Chromium, which Playwright drives (it never downloads a browser of its own).
 install_debian_package node nodejs
@@ -72,6 +75,8 @@ install_js_clients() {
     echo "$wanted" >"$stamp"
 }
 install_js_clients integration-tests/js
+# The web console (app/console/dist), which the tests' nginx and Depot serve under /console/.
+app/console/build.sh
 
 echo "==> installing pinned requirements"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/development.txt

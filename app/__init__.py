@@ -76,8 +76,10 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from app.api import register_api, register_docs
+    from app.console import register_console
 
     register_api(app)
+    register_console(app)
     register_docs(app)
 
 

@@ -1,0 +1,156 @@
+// Uploads with Uppy's Dashboard (drag and drop, progress, pause and resume) through Depot's
+// resumable uploads (tus, /api/v1/tus): a dropped connection costs only what was in flight,
+// and a page reloaded mid-upload offers to go on where it stopped.
+// The limits of GET /api/v1/uploads/policy (largest file, allowed extensions, what is left
+// of the quota) are Uppy restrictions, checked before anything is sent; what Depot (or its
+// proxy) refuses all the same is shown with Depot's own message, and an upload the proxy
+// refused is ended (tus DELETE), so its length stops counting against the quota at once.
+import Uppy from "@uppy/core";
+import Dashboard from "@uppy/dashboard";
+import Tus from "@uppy/tus";
+
+import { errorFrom } from "./api.js";
+import { bytes, fill, formValues, h } from "./dom.js";
+
+const TUS_CHUNK_BYTES = 32 * 1024 * 1024;
+
+function restrictionsOf(policy) {
+  return {
+    maxFileSize: policy.max_upload_bytes,
+    maxTotalFileSize: policy.remaining_bytes ?? null,
+    allowedFileTypes: policy.allowed_extensions.map((ext) => `.${ext}`),
+  };
+}
+
+function limitsText(policy) {
+  const quota =
+    policy.quota_bytes === null
+      ? "no quota"
+      : `${bytes(policy.remaining_bytes)} left of your ${bytes(policy.quota_bytes)} quota`;
+  return `Up to ${bytes(policy.max_upload_bytes)} a file; ${quota}; allowed: ${policy.allowed_extensions.join(", ")}.`;
+}
+
+/** The answer that refused an upload, as Uppy's tus plugin hands it over. */
+function answerOf(error, response) {
+  const xhr = response?.body?.xhr ?? error?.originalResponse?.getUnderlyingObject?.();
+  return xhr && xhr.status ? { status: xhr.status, text: xhr.responseText } : null;
+}
+
+// Uppy writes each failure to the browser's console as well; the console shows them itself.
+const quietLogger = { debug() {}, warn() {}, error() {} };
+
+export function uploadView(app) {
+  let uppy = null;
+  const limits = h("p", { class: "hint", id: "upload-limits" }, "Reading the upload policy…");
+  const refusals = h("ul", { class: "refusals", id: "upload-refusals", "aria-live": "polite" });
+  const stored = h("ul", { class: "stored", id: "upload-stored", "aria-live": "polite" });
+  const settings = h(
+    "form",
+    { class: "upload-settings", "aria-label": "Upload settings" },
+    h("label", {}, "Description", h("input", { name: "description", maxlength: 2000 })),
+    h(
+      "label",
+      {},
+      "Visibility",
+      h("select", { name: "visibility" }, h("option", { value: "private" }, "private"), h("option", { value: "public" }, "public")),
+    ),
+    h("label", {}, "Tags", h("input", { name: "tags", placeholder: "comma-separated" })),
+  );
+  const target = h("div", { id: "dashboard" });
+  const element = h(
+    "section",
+    { "aria-label": "Upload" },
+    h("h1", {}, "Upload"),
+    limits,
+    settings,
+    target,
+    h("h2", { class: "small" }, "Refused"),
+    refusals,
+    h("h2", { class: "small" }, "Stored"),
+    stored,
+  );
+
+  let uploader = null; // the Tus plugin
+  // tus metadata: the file's name and type, beside Depot's own fields.
+  const baseFields = ["name", "type"];
+
+  /** The settings above the Dashboard become every file's metadata. A field left empty is
+   *  not sent at all (Uppy would send an unset value as the text "undefined"). */
+  function applySettings() {
+    if (!uppy) return;
+    const values = formValues(settings);
+    const meta = { visibility: values.visibility, description: values.description.trim(), tags: values.tags.trim() };
+    uppy.setMeta(meta);
+    for (const file of uppy.getFiles()) uppy.setFileMeta(file.id, meta);
+    const sent = Object.keys(meta).filter((key) => meta[key]);
+    uploader.setOptions({ allowedMetaFields: [...baseFields, ...sent] });
+  }
+  settings.addEventListener("input", applySettings);
+
+  async function refreshPolicy() {
+    const policy = await app.api.get("/api/v1/uploads/policy");
+    fill(limits, limitsText(policy));
+    uppy?.setOptions({ restrictions: restrictionsOf(policy) });
+    return policy;
+  }
+
+  async function start() {
+    const policy = await app.api.get("/api/v1/uploads/policy");
+    fill(limits, limitsText(policy));
+    uppy = new Uppy({ restrictions: restrictionsOf(policy), meta: { visibility: "private" }, logger: quietLogger });
+    uppy.use(Dashboard, {
+      inline: true,
+      target,
+      width: "100%",
+      height: 380,
+      proudlyDisplayPoweredByUppy: false,
+      showProgressDetails: true,
+      note: "Resumable: pause and resume at will.",
+    });
+    uppy.use(Tus, {
+      endpoint: app.api.url("/api/v1/tus"),
+      headers: () => ({ Authorization: `Bearer ${app.api.token}` }),
+      chunkSize: TUS_CHUNK_BYTES,
+      removeFingerprintOnSuccess: true,
+    });
+    uploader = uppy.getPlugin("Tus");
+    applySettings();
+    uppy.on("restriction-failed", (file, error) => {
+      refusals.append(h("li", {}, `${file?.name ?? "File"}: ${error.message}`));
+    });
+    uppy.on("upload-error", (file, error, response) => {
+      const answer = answerOf(error, response);
+      const message = answer ? errorFrom(answer.status, answer.text).message : "Depot could not be reached.";
+      refusals.append(h("li", { "data-file": file.name }, `${file.name}: ${message}`));
+      app.fail(`${file.name}: ${message}`);
+      // A body over the proxy's limit leaves the upload created but unusable to this client
+      // (its chunks are that large): end it. Depot itself ends one whose bytes it refuses.
+      if (answer?.status === 413) end(file);
+    });
+    uppy.on("upload-success", (file, response) => {
+      const xhr = response?.body?.xhr;
+      const id = xhr?.getResponseHeader?.("Depot-Upload-Id") ?? response?.body?.id ?? "";
+      stored.append(h("li", { "data-id": id }, `${file.name} (${bytes(file.size)})`));
+    });
+    uppy.on("complete", (result) => {
+      if (result.successful?.length) app.notify(`Stored ${result.successful.length} file(s).`);
+      refreshPolicy().catch((error) => app.fail(error));
+    });
+  }
+
+  /** End a refused upload on the server (tus termination); a retry starts a new one. */
+  function end(file) {
+    const url = uppy.getFile(file.id)?.tus?.uploadUrl;
+    if (!url) return;
+    uppy.setFileState(file.id, { tus: { ...uppy.getFile(file.id).tus, uploadUrl: null } });
+    fetch(url, { method: "DELETE", headers: { ...app.api.headers(), "Tus-Resumable": "1.0.0" } }).catch(() => {});
+  }
+
+  start().catch((error) => app.fail(error));
+  return {
+    element,
+    dispose() {
+      uppy?.destroy();
+    },
+  };
+}
