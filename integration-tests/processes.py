@@ -38,6 +38,8 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx" / "depot.conf.template"
+# The built web console (app/console: npm ci && npm run build; ./run_tests.sh does it).
+CONSOLE_DIST = ROOT / "app" / "console" / "dist"
 # nginx's body limit is Depot's MAX_UPLOAD_BYTES plus this much for the multipart envelope
 # (docker-compose.yml adds the same).
 NGINX_BODY_SLACK = 1024 * 1024
@@ -379,6 +381,7 @@ class Nginx(Process):
                 "DEPOT_MAX_BODY_BYTES": str(max_upload_bytes + NGINX_BODY_SLACK),
                 "DEPOT_ACCESS_LOG": str(self.access_log),
                 "DEPOT_CORS_ORIGIN_MAP": cors_origin_map(cors_origins),
+                "DEPOT_CONSOLE_DIR": str(CONSOLE_DIST),
             },
         )
         (prefix / "depot.conf").write_text(server_conf)

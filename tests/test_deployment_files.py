@@ -33,6 +33,7 @@ from processes import cors_origin_map
 
 from app.api.upload_sources import MultipartUpload
 from app.config import ProductionConfig
+from app.console import CONSOLE_CSP
 from app.http_policy import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE_SECONDS
 from tests.helpers import exec_gunicorn_conf
 
@@ -176,7 +177,7 @@ def test_compose_has_the_deployments_services(services):
     assert set(services) == SERVERS | ONE_SHOT
     assert services["app"]["build"] == "."
     assert services["storage"]["image"].startswith("chrislusf/seaweedfs:")
-    assert services["proxy"]["image"].startswith("nginx:")
+    assert services["proxy"]["build"] == {"context": ".", "target": "proxy"}  # nginx with the console
     assert services["db"]["image"].startswith("postgres:")
 
 
@@ -204,13 +205,16 @@ def test_every_pulled_image_is_pinned_to_a_release(services, dockerfile):
             assert service["pull_policy"] == "build", name
         else:
             assert is_pinned_release(service["image"]), (name, service["image"])
-    bases = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
-    assert bases and all(is_pinned_release(image) for image in bases), bases
-    assert len(set(bases)) == 1  # both stages on the same base
+    bases = dict((name, image) for image, name in re.findall(r"^FROM (\S+) AS (\w+)", dockerfile, re.MULTILINE))
+    assert len(bases) == len(re.findall(r"^FROM ", dockerfile, re.MULTILINE))  # every stage named
+    assert bases and all(is_pinned_release(image) for image in bases.values()), bases
+    assert bases["build"] == bases["runtime"]  # the wheels are built on the runtime's Python
     workflow = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())
     for job in workflow["jobs"].values():
         for name, service in job.get("services", {}).items():
             assert is_pinned_release(service["image"]), (name, service["image"])
+        if "container" in job:
+            assert is_pinned_release(job["container"]["image"]), job["container"]
 
 
 def test_compose_storage_is_the_seaweedfs_release_the_tests_run(services):
@@ -415,6 +419,31 @@ def test_the_proxy_streams_uploads_under_the_apps_size_limit(services):
     assert "./deploy/nginx/depot.conf.template:/etc/nginx/templates/default.conf.template:ro" in proxy["volumes"]
 
 
+def test_the_proxy_serves_the_console_built_in_its_image_with_the_consoles_policy(services, dockerfile):
+    proxy = services["proxy"]
+    console_dir = proxy["environment"]["DEPOT_CONSOLE_DIR"]
+    # The proxy stage copies the console stage's build where the template serves it from.
+    proxy_stage = dockerfile.split(" AS proxy", 1)[1].split("\nFROM ", 1)[0]
+    assert f"COPY --from=console /console/dist {console_dir}" in proxy_stage
+    console_stage = dockerfile.split(" AS console", 1)[1].split("\nFROM ", 1)[0]
+    assert "COPY app/console/package.json app/console/package-lock.json ./" in console_stage
+    assert "RUN npm ci " in console_stage and "RUN npm run build" in console_stage
+    # The app's image holds the same build, for a deployment without the proxy.
+    assert "COPY --from=console /console/dist ./app/console/dist" in dockerfile.split(" AS runtime", 1)[1]
+    template = (ROOT / "deploy/nginx/depot.conf.template").read_text()
+    location = template.split("location /console/ {", 1)[1].split("\n    }", 1)[0]
+    assert "alias ${DEPOT_CONSOLE_DIR}/;" in location
+    policy = re.search(r'add_header Content-Security-Policy "([^"]+)" always;', location).group(1)
+    assert policy == CONSOLE_CSP  # the same page, the same policy, whoever serves it
+    assert "add_header X-Frame-Options DENY always;" in location
+
+
+def test_the_docker_context_leaves_out_the_consoles_local_build():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    # Built in the image from the lockfile, never copied from the machine that builds it.
+    assert {"app/console/node_modules", "app/console/dist"} <= set(ignored)
+
+
 def test_the_proxys_own_answers_have_the_apps_cors_settings(services):
     proxy = services["proxy"]
     template = (ROOT / "deploy/nginx/depot.conf.template").read_text()
@@ -497,8 +526,9 @@ def test_the_proxy_waits_longer_for_a_body_than_depot_does(services):
 
 def test_the_dockerfile_builds_wheels_then_a_slim_non_root_runtime(dockerfile):
     stages = re.findall(r"^FROM (\S+) AS (\w+)", dockerfile, re.MULTILINE)
-    assert [name for _image, name in stages] == ["build", "runtime"]
-    assert all("-slim" in image for image, _ in stages)
+    # The console and the proxy first; the app's runtime last, so it is the default target.
+    assert [name for _image, name in stages] == ["console", "proxy", "build", "runtime"]
+    assert all("-slim" in image for image, name in stages if name != "proxy")
     assert "COPY --from=build /wheels /wheels" in dockerfile
     runtime = dockerfile.split("AS runtime", 1)[1]
     user = re.findall(r"^USER (\S+)", runtime, re.MULTILINE)
