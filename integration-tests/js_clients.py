@@ -9,7 +9,10 @@
   /usr/bin/chromium (never a downloaded browser) on a fresh profile. test_swagger_ui.py
   uses it too, for Depot's own Swagger UI page, with no npm package.
 
-Both come from integration-tests/js/package-lock.json, which ./run_tests.sh installs with
+The web console (app/console, built into app/console/dist by ./run_tests.sh) opens in the
+same Chromium, served from another origin than the API (`open_console`).
+
+Both clients come from integration-tests/js/package-lock.json, which ./run_tests.sh installs with
 `npm ci`; when they are missing the tests fail and say so, never skip. So do the OpenAPI tools
 (`npm_tool`): redocly, openapi-typescript and tsc.
 """
@@ -26,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from processes import ROOT
+from processes import CONSOLE_DIST, ROOT
 
 JS_DIR = ROOT / "integration-tests" / "js"
 NODE_UPLOAD_SCRIPT = JS_DIR / "tus_node_upload.mjs"
@@ -46,6 +49,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    # In a container /dev/shm may be 64 MiB (the forge workflow's test job): use /tmp.
+    "--disable-dev-shm-usage",
 ]
 
 
@@ -165,5 +170,45 @@ def open_uppy_page(context, origin: str = PAGE_ORIGIN, page: str = "uppy.html"):
     tab.goto(f"{origin}/{page}")
     # Loaded: stop routing, so the page's requests to Depot go out as the browser sends them.
     # While any route is set, Playwright answers every CORS preflight itself, allowing all.
+    tab.unroute_all()
+    return tab
+
+
+def require_console() -> None:
+    """Fail (never skip) with the way to build it when the web console is not built."""
+    if not (CONSOLE_DIST / "index.html").exists():
+        pytest.fail("The web console is not built: run app/console/build.sh (./run_tests.sh does it).", pytrace=False)
+
+
+def open_console(context, api_url: str, origin: str = PAGE_ORIGIN):
+    """A new tab on the web console (app/console/dist) served from `origin`, another origin
+    than the API, as a team hosting it next to their own apps would: the console's files with
+    its own Content-Security-Policy (naming the API's origin for its requests) and a
+    config.json naming the API at `api_url`. Served by Playwright until the console has
+    started, then the routing stops, so every request to Depot goes out as the browser sends
+    it, preflights included (while a route is set, Playwright answers them itself)."""
+    from app.console import console_csp
+
+    require_console()
+    api_origin = "{0.scheme}://{0.netloc}".format(urlsplit(api_url))
+    headers = {"Content-Security-Policy": console_csp(api_origin), "X-Content-Type-Options": "nosniff"}
+    types = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".json": "application/json"}
+
+    def serve(route) -> None:
+        path = urlsplit(route.request.url).path.removeprefix("/console/") or "index.html"
+        if path == "config.json":
+            route.fulfill(status=200, headers=headers, content_type=types[".json"], body=json.dumps({"api": api_url}))
+            return
+        found = CONSOLE_DIST / path
+        if path.startswith(".") or "/" in path or not found.is_file():
+            route.fulfill(status=404, body="not found")
+        else:
+            route.fulfill(status=200, headers=headers, content_type=types.get(found.suffix), body=found.read_bytes())
+
+    context.grant_permissions(["local-network-access"], origin=origin)
+    tab = context.new_page()
+    tab.route(f"{origin}/**", serve)
+    tab.goto(f"{origin}/console/")
+    tab.wait_for_function("() => window.depotConsole && window.depotConsole.ready")
     tab.unroute_all()
     return tab

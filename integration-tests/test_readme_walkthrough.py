@@ -144,6 +144,10 @@ def test_the_readme_walkthrough_runs_verbatim_against_run_dev(depot_env, tmp_pat
         assert lines[revoked + 1] == "the link after revoking: 404"
         # 11: logged out, and that token no longer works.
         assert lines[-2:] == ["log out: 204", "the token after logging out: 401"]
+        # ./run_dev.sh built the web console and serves it, as the README's console section says.
+        console = requests.get(f"{base}/console/", timeout=10)
+        assert console.status_code == 200 and "<title>Depot console</title>" in console.text
+        assert requests.get(f"{base}/console/console.js", timeout=10).status_code == 200
     finally:
         server.stop()
 

@@ -1,6 +1,7 @@
 // Uploads with Uppy's Dashboard (drag and drop, progress, pause and resume) through Depot's
 // resumable uploads (tus, /api/v1/tus): a dropped connection costs only what was in flight,
-// and a page reloaded mid-upload offers to go on where it stopped.
+// and after a reload the same file chosen again goes on where it stopped (Uppy keeps each
+// unfinished upload's URL in localStorage, under the file's fingerprint).
 // The limits of GET /api/v1/uploads/policy (largest file, allowed extensions, what is left
 // of the quota) are Uppy restrictions, checked before anything is sent; what Depot (or its
 // proxy) refuses all the same is shown with Depot's own message, and an upload the proxy
