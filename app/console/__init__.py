@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, Flask, redirect, send_from_directory
+from flask import Blueprint, Flask, send_from_directory
 
 from app.exceptions import NotFound
 
@@ -51,7 +51,7 @@ def _serve(name: str):
 
 def register_console(app: Flask) -> None:
     blueprint = Blueprint("console", __name__, url_prefix=PREFIX)
-    blueprint.add_url_rule("", "root", lambda: redirect(f"{PREFIX}/", code=308))
+    # /console itself redirects here (308): Werkzeug does it for a rule that ends with "/".
     blueprint.add_url_rule("/", "index", lambda: _serve("index.html"))
     blueprint.add_url_rule("/<path:name>", "file", _serve)
     app.register_blueprint(blueprint)
