@@ -386,7 +386,7 @@ def test_the_console_served_by_the_proxy_resumes_an_upload_after_a_reload(topolo
 @pytest.fixture
 def quota_deployment(tmp_path):
     """Depot with a 4 MiB quota and an 8 MiB upload limit behind an nginx (the compose template)
-    whose body limit is lower (2 MiB), serving the console itself: its base URL."""
+    whose body limit is lower (2 MiB), serving the console itself: that nginx."""
     with contextlib.ExitStack() as stack:
         database_url = stack.enter_context(temporary_database())
         env = depot_env(
@@ -400,18 +400,19 @@ def quota_deployment(tmp_path):
         app_url = stack.enter_context(running_depot(env, "quota-depot", tmp_path))
         proxy = Nginx([urlsplit(app_url).netloc], 1 * MIB, tmp_path)
         stack.callback(proxy.stop)
-        yield proxy.url
+        yield proxy
 
 
 def test_refused_uploads_show_the_message_of_depot_or_of_its_proxy(quota_deployment, tmp_path):
     require_console()
-    admin = Api(quota_deployment).login(ADMIN_EMAIL, ADMIN_PASSWORD)
+    proxy = quota_deployment
+    admin = Api(proxy.url).login(ADMIN_EMAIL, ADMIN_PASSWORD)
     email = f"quota-{uuid.uuid4().hex[:6]}@example.com"
     made = admin.post(
         "/api/v1/users", json={"email": email, "password": USER_PASSWORD, "name": "Q", "roles": ["uploader"]}
     )
     assert made.status_code == 201, made.text
-    api = Api(quota_deployment).login(email, USER_PASSWORD)
+    api = Api(proxy.url).login(email, USER_PASSWORD)
     fake = tmp_path / "fake.png"
     fake.write_bytes(b"this is text, not an image\n")
     tagged = tmp_path / "tagged.txt"
@@ -424,7 +425,7 @@ def test_refused_uploads_show_the_message_of_depot_or_of_its_proxy(quota_deploym
     with chromium_context(tmp_path / "chromium-profile") as context:
         page = context.new_page()
         ui = Console(page, "same-origin")
-        answer = page.goto(f"{quota_deployment}/console/")
+        answer = page.goto(f"{proxy.url}/console/")
         assert answer.headers["content-security-policy"].startswith("default-src 'self'; script-src 'self';")
         page.wait_for_function("() => window.depotConsole && window.depotConsole.ready")
         ui.log_in(email, USER_PASSWORD)
@@ -441,6 +442,22 @@ def test_refused_uploads_show_the_message_of_depot_or_of_its_proxy(quota_deploym
             assert page.locator("#alert").inner_text() == text
             page.click(".uppy-Dashboard-Item-action--remove")  # clear it for the next
             return text
+
+        # The policy's limits, before anything is sent: Uppy refuses, saying why.
+        sent_before = len(proxy.access_records())
+        too_large = tmp_path / "too-large.txt"
+        too_large.write_bytes(b"d" * (4 * MIB + 1))  # over what is left of the quota
+        program = tmp_path / "setup.exe"
+        program.write_bytes(b"MZ")
+        ui.add_files(too_large)
+        ui.add_files(program)
+        page.wait_for_function("() => document.querySelectorAll('#upload-refusals li').length === 2")
+        assert page.locator("#upload-refusals li").all_inner_texts() == [
+            "too-large.txt: too-large.txt exceeds maximum allowed size of 4 MB",
+            "setup.exe: You can only upload: .csv, .gif, .gz, .jpeg, .jpg, .json, .md, .pdf, .png, .txt, .webp, .zip",
+        ]
+        assert [r["path"] for r in proxy.access_records()[sent_before:]] == []  # nothing sent
+        page.evaluate("() => document.getElementById('upload-refusals').replaceChildren()")
 
         # 415 from Depot: the bytes are not the PNG the name says.
         assert (

@@ -15,10 +15,14 @@ import { bytes, fill, formValues, h } from "./dom.js";
 
 const TUS_CHUNK_BYTES = 32 * 1024 * 1024;
 
+/** Uppy's restrictions from the policy: no file larger than the limit or than what is left
+ *  of the quota. (Not a total: Uppy would count the files of a finished batch still on show,
+ *  already deducted from what is left. Several files that fit one by one but not together
+ *  are refused by Depot, with its message.) */
 function restrictionsOf(policy) {
+  const left = policy.remaining_bytes;
   return {
-    maxFileSize: policy.max_upload_bytes,
-    maxTotalFileSize: policy.remaining_bytes ?? null,
+    maxFileSize: left === null ? policy.max_upload_bytes : Math.min(policy.max_upload_bytes, left),
     allowedFileTypes: policy.allowed_extensions.map((ext) => `.${ext}`),
   };
 }
@@ -117,7 +121,9 @@ export function uploadView(app) {
     uploader = uppy.getPlugin("Tus");
     applySettings();
     uppy.on("restriction-failed", (file, error) => {
-      refusals.append(h("li", {}, `${file?.name ?? "File"}: ${error.message}`));
+      const message = `${file?.name ?? "File"}: ${error.message}`;
+      refusals.append(h("li", {}, message));
+      app.fail(message);
     });
     uppy.on("upload-error", (file, error, response) => {
       const answer = answerOf(error, response);
