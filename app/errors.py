@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, current_app, g, jsonify, request
+from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -123,6 +124,9 @@ def handle_http_error(error: HTTPException) -> Response:
         message = f"No such route; did you mean {route}?"
     elif status == 422:
         message = "The request body or parameters are invalid."
+    elif isinstance(error, RateLimitExceeded):
+        # Flask-Limiter's description is the limit alone ("10 per 1 minute"); Retry-After says when.
+        message = f"Too many requests: at most {message}."
     elif fields and set(fields) == {"_schema"}:
         # A message about the body as a whole (not valid JSON, nested too deeply).
         message = " ".join(fields.pop("_schema"))

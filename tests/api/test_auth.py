@@ -248,6 +248,7 @@ def test_login_is_rate_limited_with_retry_after(app_factory, make_user):
 
     assert response.json["error"] == "rate_limited"
     assert response.json["status"] == 429
+    assert response.json["message"] == "Too many requests: at most 3 per 1 minute."  # a sentence, not "3 per 1 minute"
     assert int(response.headers["Retry-After"]) > 0
 
 
