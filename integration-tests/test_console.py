@@ -146,10 +146,15 @@ def test_every_flow_of_the_console_on_another_origin_through_the_topology(topolo
 
         # Upload two files with the settings above the Dashboard, through tus.
         ui.go("upload", ".uppy-Dashboard")
-        page.wait_for_selector("#upload-limits:has-text('Up to 64.0 MiB a file')")
+        page.wait_for_selector("#upload-limits:has-text('Up to 64 MB a file')")
         page.fill("form.upload-settings input[name=description]", "from the console")
         page.fill("form.upload-settings input[name=tags]", tag)
         ui.add_files(photo, notes)
+        # A file's own metadata, set in the Dashboard, wins over the settings above it.
+        page.locator(".uppy-Dashboard-Item", has_text="notes.txt").locator(".uppy-Dashboard-Item-action--edit").click()
+        page.fill("#uppy-Dashboard-FileCard-input-description", "my own notes")
+        page.select_option(".uppy-Dashboard-FileCard select", "public")
+        page.click("button:text('Save changes')")
         ui.shot("2-upload-chosen")
         ui.start_upload()
         page.wait_for_function("() => document.querySelectorAll('#upload-stored li').length === 2", timeout=WAIT_MS)
@@ -176,10 +181,15 @@ def test_every_flow_of_the_console_on_another_origin_through_the_topology(topolo
         assert progress.status_code == 200, progress.text
         paused_at = progress.json()["offset"]
         assert 0 < paused_at < LARGE, progress.json()
-        cdp.send("Network.emulateNetworkConditions", {**THROTTLED, "uploadThroughput": -1})
         page.click(".uppy-StatusBar button[aria-label='Resume']")
+        # Other views meanwhile: the upload goes on (it is not cancelled, nor ended on the server).
+        page.wait_for_selector(".uppy-StatusBar button[aria-label='Pause']")
+        ui.go("files", "table.files")
+        ui.go("upload", ".uppy-StatusBar button[aria-label='Pause']")
+        cdp.send("Network.emulateNetworkConditions", {**THROTTLED, "uploadThroughput": -1})
         page.wait_for_function("() => document.querySelectorAll('#upload-stored li').length === 3", timeout=WAIT_MS)
         after = topology.proxy.access_records()[len(records) :]
+        assert "DELETE" not in [r["method"] for r in after], after
         # Resumed where it stopped: asked the offset, went on; the upload was not created again.
         assert ("HEAD", tus_path) in [(r["method"], r["path"]) for r in after], after
         posts = [r for r in topology.proxy.access_records() if r["method"] == "POST"][len(posts_before) :]
@@ -187,9 +197,12 @@ def test_every_flow_of_the_console_on_another_origin_through_the_topology(topolo
 
         stored = {u["filename"]: u for u in api.get("/api/v1/uploads", params={"tag": tag}).json()["items"]}
         assert set(stored) == {"photo.png", "notes.txt", "holiday.png"}
-        assert (
-            stored["photo.png"]["description"] == "from the console" and stored["photo.png"]["visibility"] == "private"
+        assert (stored["photo.png"]["description"], stored["photo.png"]["visibility"]) == (
+            "from the console",
+            "private",
         )
+        assert (stored["notes.txt"]["description"], stored["notes.txt"]["visibility"]) == ("my own notes", "public")
+        assert stored["notes.txt"]["tags"] == stored["holiday.png"]["tags"] == [tag]
         for source in (photo, notes, large):
             body = api.get(stored[source.name]["download_url"]).content
             assert hashlib.sha256(body).hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest(), source.name
@@ -212,7 +225,8 @@ def test_every_flow_of_the_console_on_another_origin_through_the_topology(topolo
             page.click("button:text('Older →')")
         page.wait_for_selector(".pager span:text('Page 2')")
         assert ui.rows() == ["page-00.txt"]
-        page.click("button:text('← Newer')")
+        page.fill("form.filters input[name=tag]", "typed-but-not-searched")
+        page.click("button:text('← Newer')")  # pages turn within the last search's filters
         page.wait_for_selector(".pager span:text('Page 1')")
         assert ui.rows() == first_page
 
@@ -281,7 +295,10 @@ def test_every_flow_of_the_console_on_another_origin_through_the_topology(topolo
         ui.go("files", "table.files")
         ui.go("tokens", "table.tokens tr[data-id]")
         assert secret not in page.content()  # shown once, kept nowhere
-        page.locator("table.tokens tr[data-id]", has_text="backup script").locator("button:text('Revoke')").click()
+        revoke = page.locator("table.tokens tr[data-id]", has_text="backup script").locator("button.danger")
+        revoke.click()
+        assert script.get("/api/v1/users/me").status_code == 200  # one click only arms it
+        revoke.click()  # "Really revoke?"
         page.wait_for_selector("#notice:has-text('Revoked backup script.')")
         assert script.get("/api/v1/users/me").status_code == 401
 
@@ -324,6 +341,8 @@ def test_every_flow_of_the_console_on_another_origin_through_the_topology(topolo
         page.click("#logout")
         page.wait_for_selector("form.login p:has-text('You are logged out.')")
         assert page.evaluate("() => sessionStorage.getItem('depot.console.token')") is None
+        assert page.locator("#nav").is_hidden() and page.locator("#alert").is_hidden()
+        assert page.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('tus::'))") == []
         assert Api(topology.proxy.url, token).get("/api/v1/users/me").status_code == 401
         ui.shot("9-logged-out")
 
@@ -429,8 +448,13 @@ def test_refused_uploads_show_the_message_of_depot_or_of_its_proxy(quota_deploym
         assert answer.headers["content-security-policy"].startswith("default-src 'self'; script-src 'self';")
         page.wait_for_function("() => window.depotConsole && window.depotConsole.ready")
         ui.log_in(email, USER_PASSWORD)
+        # An uploader has no Users page: asked for it, the console says why and shows Files.
+        assert page.locator("nav a[data-view=users]").is_hidden()
+        page.evaluate("() => { location.hash = '#/users'; }")
+        page.wait_for_selector("#alert:has-text('That page needs the admin role.')")
+        assert page.evaluate("() => location.hash") == "#/files"
         ui.go("upload", ".uppy-Dashboard")
-        page.wait_for_selector("#upload-limits:has-text('4.0 MiB left of your 4.0 MiB quota')")
+        page.wait_for_selector("#upload-limits:has-text('4 MB left of your 4 MB quota')")
 
         def refusal(path: Path, count: int) -> str:
             ui.add_files(path)

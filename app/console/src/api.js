@@ -70,6 +70,8 @@ export class Api {
     }
     if (!answer.ok) {
       const error = errorFrom(answer.status, await answer.text());
+      const wait = answer.headers.get("Retry-After");
+      if (answer.status === 429 && wait) error.message += ` Try again in ${wait} s.`;
       if (answer.status === 401 && this.token) this.onUnauthorized(error);
       throw error;
     }

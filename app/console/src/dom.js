@@ -32,17 +32,8 @@ export function fill(element, ...children) {
   return element;
 }
 
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
-
-export function bytes(count) {
-  let value = count;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${UNITS[unit]}`;
-}
+/** Sizes as Uppy's Dashboard writes them (decimal units: "4.2 MB"), so both agree. */
+export { prettierBytes as bytes } from "@transloadit/prettier-bytes";
 
 export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "—";
@@ -59,4 +50,47 @@ export function formValues(form) {
     } else values[field.name] = field.value;
   }
   return values;
+}
+
+/** A button that acts on a second click within a few seconds ("Really delete?"), so a stray
+ *  click does nothing and no modal dialog blocks the page. */
+export function confirmButton(label, confirmLabel, action) {
+  let armed = null;
+  const button = h("button", { type: "button", class: "danger" }, label);
+  button.addEventListener("click", () => {
+    if (armed) {
+      clearTimeout(armed);
+      armed = null;
+      button.textContent = label;
+      action(button);
+      return;
+    }
+    button.textContent = confirmLabel;
+    armed = setTimeout(() => {
+      armed = null;
+      button.textContent = label;
+    }, 4000);
+  });
+  return button;
+}
+
+/** A button copying `text`, saying whether it could (no clipboard off a secure origin: then
+ *  the text is selected in `field` for the user to copy). */
+export function copyButton(text, field, app) {
+  return h(
+    "button",
+    {
+      type: "button",
+      onclick: async () => {
+        try {
+          await navigator.clipboard.writeText(text);
+          app.notify("Copied.");
+        } catch {
+          field.select();
+          app.notify("Selected: press Ctrl+C (⌘C) to copy.");
+        }
+      },
+    },
+    "Copy",
+  );
 }

@@ -1,7 +1,7 @@
 // Browse, search and filter uploads with Depot's cursor pages (GET /api/v1/uploads), and
 // act on each: preview an image, download, edit its description, visibility and tags,
 // create and revoke share links, delete.
-import { bytes, fill, formValues, h, when } from "./dom.js";
+import { bytes, confirmButton, copyButton, fill, formValues, h, when } from "./dom.js";
 
 const PREVIEW_MAX_BYTES = 20 * 1024 * 1024;
 const IN_MEMORY_MAX_BYTES = 32 * 1024 * 1024;
@@ -29,6 +29,9 @@ export function filesView(app) {
   const previews = new Set(); // object URLs to release when the page changes
   const cursors = [null]; // cursors[i]: the cursor of page i (null: the first)
   let page = 0;
+  let applied = {}; // the filters of the last search: pages turn within them
+  const owners = new Map(); // owner id -> email, looked up for admins
+  let closeOpen = () => {}; // closes the edit or share panel that is open
 
   const filters = h(
     "form",
@@ -39,7 +42,7 @@ export function filesView(app) {
       "label",
       {},
       "Type",
-      h("input", { name: "content_type", list: "content-types", placeholder: "any" }),
+      h("input", { name: "content_type", list: "content-types", placeholder: "any (exact: image/png)" }),
       h("datalist", { id: "content-types" }, COMMON_TYPES.map((type) => h("option", { value: type }))),
     ),
     h(
@@ -63,23 +66,28 @@ export function filesView(app) {
     h("h1", {}, "Files"),
     filters,
     h(
-      "table",
-      { class: "files" },
+      "div",
+      { class: "scroll" },
       h(
-        "thead",
-        {},
+        "table",
+        { class: "files" },
         h(
-          "tr",
+          "thead",
           {},
-          ["", "Name", "Size", "Type", "Visibility", "Tags", "Uploaded", ""].map((title) => h("th", {}, title)),
+          h(
+            "tr",
+            {},
+            ["", "Name", "Size", "Type", "Visibility", "Tags", "Owner", "Uploaded", ""].map((title) => h("th", {}, title)),
+          ),
         ),
+        rows,
       ),
-      rows,
     ),
     pager,
   );
 
-  function query() {
+  /** The filter form's values, as the listing's query parameters. */
+  function readFilters() {
     const values = formValues(filters);
     return {
       q: values.q.trim(),
@@ -87,19 +95,24 @@ export function filesView(app) {
       content_type: values.content_type.trim(),
       per_page: values.per_page,
       owner: values.mine.length ? app.user.id : "",
-      cursor: cursors[page] ?? "",
     };
   }
 
   async function load() {
     let answer;
     try {
-      answer = await app.api.get("/api/v1/uploads", query());
+      answer = await app.api.get("/api/v1/uploads", { ...applied, cursor: cursors[page] ?? "" });
     } catch (error) {
       return app.fail(error);
     }
     releasePreviews();
-    fill(rows, answer.items.length ? answer.items.map(row) : h("tr", {}, h("td", { colspan: 8 }, "No files.")));
+    closeOpen = () => {};
+    fill(
+      rows,
+      answer.items.length
+        ? answer.items.map(row)
+        : h("tr", {}, h("td", { colspan: 9 }, page ? "No more files." : "No files match: check the filters above.")),
+    );
     cursors.length = page + 1;
     if (answer.next_cursor) cursors.push(answer.next_cursor);
     fill(
@@ -137,12 +150,36 @@ export function filesView(app) {
     return cell;
   }
 
+  function ownerCell(upload) {
+    const cell = h("td", { class: "owner" });
+    if (upload.owner_id === app.user.id) return fill(cell, "you");
+    if (!app.user.roles.includes("admin")) return fill(cell, "another user");
+    const known = owners.get(upload.owner_id);
+    if (known) return fill(cell, known);
+    fill(cell, upload.owner_id.slice(0, 8));
+    app.api
+      .get(`/api/v1/users/${upload.owner_id}`)
+      .then((user) => {
+        owners.set(upload.owner_id, user.email);
+        fill(cell, user.email);
+      })
+      .catch(() => {}); // the short id stays
+    return cell;
+  }
+
   function row(upload) {
-    const panel = h("td", { colspan: 8 });
+    const panel = h("td", { colspan: 9 });
     const details = h("tr", { class: "details", hidden: true }, panel);
+    const close = () => {
+      details.hidden = true;
+      panel.replaceChildren();
+    };
     const open = (content) => {
+      closeOpen();
+      closeOpen = close;
       details.hidden = false;
-      fill(panel, content);
+      fill(panel, content, h("button", { type: "button", class: "close", onclick: close }, "Close"));
+      content.querySelector("input, textarea, select")?.focus();
     };
     const mine = upload.owner_id === app.user.id || app.user.roles.includes("admin");
     const main = h(
@@ -154,6 +191,7 @@ export function filesView(app) {
       h("td", {}, upload.content_type),
       h("td", {}, upload.visibility),
       h("td", {}, upload.tags.join(", ")),
+      ownerCell(upload),
       h("td", {}, when(upload.created_at)),
       h(
         "td",
@@ -161,7 +199,7 @@ export function filesView(app) {
         h("button", { type: "button", onclick: () => download(upload) }, "Download"),
         mine && h("button", { type: "button", onclick: () => open(editor(upload)) }, "Edit"),
         mine && h("button", { type: "button", onclick: () => open(sharing(upload)) }, "Share"),
-        mine && h("button", { type: "button", class: "danger", onclick: (e) => remove(upload, e.target) }, "Delete"),
+        mine && confirmButton("Delete", "Really delete?", () => remove(upload)),
       ),
     );
     return [main, details];
@@ -251,7 +289,7 @@ export function filesView(app) {
         fill(
           result,
           field,
-          h("button", { type: "button", onclick: () => navigator.clipboard?.writeText(link.url) }, "Copy"),
+          copyButton(link.url, field, app),
           h("span", { class: "hint" }, `Anyone with this link can download the file until ${when(link.expires_at)}.`),
         );
         field.select();
@@ -271,13 +309,7 @@ export function filesView(app) {
     return form;
   }
 
-  async function remove(upload, button) {
-    // A second click confirms: no modal dialog to block the page.
-    if (button.dataset.confirm !== "yes") {
-      button.dataset.confirm = "yes";
-      button.textContent = "Really delete?";
-      return;
-    }
+  async function remove(upload) {
     try {
       await app.api.json("DELETE", `/api/v1/uploads/${upload.id}`);
       await load();
@@ -287,13 +319,18 @@ export function filesView(app) {
     }
   }
 
-  filters.addEventListener("submit", (event) => {
-    event.preventDefault();
-    app.clearMessages();
+  function search() {
+    applied = readFilters();
     cursors.length = 1;
     page = 0;
-    load();
+    return load();
+  }
+  filters.addEventListener("submit", (event) => {
+    event.preventDefault();
+    search();
   });
-  load();
+  // A choice (page size, only mine) applies at once; typed text on Search or Enter.
+  for (const name of ["per_page", "mine"]) filters.elements[name].addEventListener("change", search);
+  search();
   return { element, dispose: releasePreviews };
 }

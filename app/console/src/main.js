@@ -27,7 +27,8 @@ const logoutButton = document.getElementById("logout");
 const app = {
   api: null,
   user: null,
-  current: null, // the view on screen: {dispose()}
+  current: null, // the view on screen: {element, dispose(), keep}
+  uploads: null, // the upload view, kept for the session so its uploads go on elsewhere
   ready: false,
 
   /** Show Depot's message (an ApiError's, or any text) in the alert area. */
@@ -64,10 +65,19 @@ const app = {
     sessionStorage.removeItem(TOKEN_KEY);
     app.api.token = null;
     app.user = null;
+    app.uploads?.dispose();
+    app.uploads = null;
+    app.clearMessages();
     showChrome();
     show(loginView(app, why));
   },
 };
+
+/** The upload URLs Uppy keeps to resume unfinished uploads (tus-js-client's "tus::" keys
+ *  in localStorage, with each file's name and metadata): forgotten at logout. */
+function forgetResumableUploads() {
+  for (const key of Object.keys(localStorage)) if (key.startsWith("tus::")) localStorage.removeItem(key);
+}
 
 function showChrome() {
   const signedIn = Boolean(app.user);
@@ -78,7 +88,7 @@ function showChrome() {
 }
 
 function show(view) {
-  app.current?.dispose?.();
+  if (app.current !== view && !app.current?.keep) app.current?.dispose?.();
   app.current = view;
   fill(main, view.element);
 }
@@ -86,21 +96,53 @@ function show(view) {
 function route() {
   if (!app.user) return show(loginView(app));
   let name = location.hash.replace(/^#\//, "") || "files";
-  if (!VIEWS[name] || !app.can(name)) name = "files";
+  let refused = null;
+  if (!VIEWS[name] || !app.can(name)) {
+    if (VIEWS[name]) refused = `That page needs the ${ROLE_OF_VIEW[name].join(" or ")} role.`;
+    name = "files";
+    history.replaceState(null, "", "#/files");
+  }
   for (const link of nav.querySelectorAll("a")) {
     if (link.dataset.view === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
   app.clearMessages();
-  show(VIEWS[name](app));
+  if (name === "upload") show((app.uploads ??= uploadView(app)));
+  else show(VIEWS[name](app));
+  if (refused) app.fail(refused);
+  refreshUser();
 }
 
+/** The account as it is now (an admin may have changed its roles): the links follow. */
+function refreshUser() {
+  app.api
+    .get("/api/v1/users/me")
+    .then((user) => {
+      if (!app.user) return;
+      app.user = user;
+      showChrome();
+    })
+    .catch(() => {}); // a 401 signs out through onUnauthorized
+}
+
+// Any action clears the messages of the one before.
+main.addEventListener("submit", () => app.clearMessages(), true);
+main.addEventListener("click", (event) => event.target.closest("button") && app.clearMessages(), true);
+// Leaving the page while an upload is sending asks first (paused ones resume later).
+window.addEventListener("beforeunload", (event) => {
+  if (app.uploads?.busy()) event.preventDefault();
+});
+
 logoutButton.addEventListener("click", async () => {
+  // Uploads in progress end first, while the token can still end them on the server.
+  app.uploads?.dispose();
+  app.uploads = null;
   try {
     await app.api.json("POST", "/api/v1/auth/logout");
   } catch (error) {
     if (error.status !== 401) return app.fail(error);
   }
+  forgetResumableUploads();
   app.signOut("You are logged out.");
 });
 

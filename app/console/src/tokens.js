@@ -1,10 +1,11 @@
 // Personal API tokens for scripts: list, create (the secret is shown once, here, and kept
 // nowhere), revoke. GET/POST /api/v1/users/me/tokens, DELETE /api/v1/users/me/tokens/<id>.
-import { fill, formValues, h, when } from "./dom.js";
+import { confirmButton, copyButton, fill, formValues, h, when } from "./dom.js";
 
 export function tokensView(app) {
   const rows = h("tbody");
   const secret = h("div", { class: "secret", id: "token-secret", hidden: true });
+  let shownFor = null; // the id of the token whose secret is on show
   const form = h(
     "form",
     { class: "card", "aria-label": "New API token" },
@@ -28,10 +29,14 @@ export function tokensView(app) {
     h("p", { class: "hint" }, "Tokens let scripts call Depot as you, with the roles you give them."),
     secret,
     h(
-      "table",
-      { class: "tokens" },
-      h("thead", {}, h("tr", {}, ["Name", "Roles", "Created", "Expires", "Last used", ""].map((t) => h("th", {}, t)))),
-      rows,
+      "div",
+      { class: "scroll" },
+      h(
+        "table",
+        { class: "tokens" },
+        h("thead", {}, h("tr", {}, ["Name", "Roles", "Created", "Expires", "Last used", ""].map((t) => h("th", {}, t)))),
+        rows,
+      ),
     ),
     form,
   );
@@ -39,6 +44,7 @@ export function tokensView(app) {
   function forgetSecret() {
     fill(secret);
     secret.hidden = true;
+    shownFor = null;
   }
 
   async function load() {
@@ -59,13 +65,14 @@ export function tokensView(app) {
       h("td", {}, when(token.created_at)),
       h("td", {}, token.expires_at ? when(token.expires_at) : "never"),
       h("td", {}, when(token.last_used_at)),
-      h("td", {}, h("button", { type: "button", class: "danger", onclick: () => revoke(token) }, "Revoke")),
+      h("td", {}, confirmButton("Revoke", "Really revoke?", () => revoke(token))),
     );
   }
 
   async function revoke(token) {
     try {
       await app.api.json("DELETE", `/api/v1/users/me/tokens/${token.id}`);
+      if (shownFor === token.id) forgetSecret();
       await load();
       app.notify(`Revoked ${token.name}.`);
     } catch (error) {
@@ -82,11 +89,13 @@ export function tokensView(app) {
     try {
       const created = await app.api.json("POST", "/api/v1/users/me/tokens", { json: request });
       secret.hidden = false;
+      shownFor = created.id;
+      const value = h("input", { class: "token-value", readonly: true, value: created.token, "aria-label": "Token secret" });
       fill(
         secret,
         h("strong", {}, `The secret of ${created.name}, shown this once: copy it now.`),
-        h("input", { class: "token-value", readonly: true, value: created.token, "aria-label": "Token secret" }),
-        h("button", { type: "button", onclick: () => navigator.clipboard?.writeText(created.token) }, "Copy"),
+        value,
+        copyButton(created.token, value, app),
         h("button", { type: "button", onclick: forgetSecret }, "Done"),
       );
       form.reset();

@@ -52,6 +52,7 @@ export function uploadView(app) {
   const settings = h(
     "form",
     { class: "upload-settings", "aria-label": "Upload settings" },
+    h("p", { class: "hint wide" }, "For each file you upload next, unless you set its own with its ✎ (edit) button:"),
     h("label", {}, "Description", h("input", { name: "description", maxlength: 2000 })),
     h(
       "label",
@@ -75,22 +76,20 @@ export function uploadView(app) {
     stored,
   );
 
-  let uploader = null; // the Tus plugin
-  // tus metadata: the file's name and type, beside Depot's own fields.
-  const baseFields = ["name", "type"];
+  const fields = ["description", "visibility", "tags"];
 
-  /** The settings above the Dashboard become every file's metadata. A field left empty is
-   *  not sent at all (Uppy would send an unset value as the text "undefined"). */
-  function applySettings() {
-    if (!uppy) return;
-    const values = formValues(settings);
-    const meta = { visibility: values.visibility, description: values.description.trim(), tags: values.tags.trim() };
-    uppy.setMeta(meta);
-    for (const file of uppy.getFiles()) uppy.setFileMeta(file.id, meta);
-    const sent = Object.keys(meta).filter((key) => meta[key]);
-    uploader.setOptions({ allowedMetaFields: [...baseFields, ...sent] });
+  /** Each file's tus metadata when its upload starts: its name and type, then for each of
+   *  Depot's fields its own value (set in the Dashboard) or else the settings above. Empty
+   *  values are left out: Uppy would send an unset one as the text "undefined". */
+  function metadataOf(file) {
+    const defaults = formValues(settings);
+    const meta = { name: file.meta.name, type: file.meta.type };
+    for (const key of fields) {
+      const value = String(file.meta[key] ?? "").trim() || defaults[key].trim();
+      if (value) meta[key] = value;
+    }
+    return meta;
   }
-  settings.addEventListener("input", applySettings);
 
   async function refreshPolicy() {
     const policy = await app.api.get("/api/v1/uploads/policy");
@@ -102,7 +101,7 @@ export function uploadView(app) {
   async function start() {
     const policy = await app.api.get("/api/v1/uploads/policy");
     fill(limits, limitsText(policy));
-    uppy = new Uppy({ restrictions: restrictionsOf(policy), meta: { visibility: "private" }, logger: quietLogger });
+    uppy = new Uppy({ restrictions: restrictionsOf(policy), logger: quietLogger });
     uppy.use(Dashboard, {
       inline: true,
       target,
@@ -111,6 +110,24 @@ export function uploadView(app) {
       proudlyDisplayPoweredByUppy: false,
       showProgressDetails: true,
       note: "Resumable: pause and resume at will.",
+      // A file's own metadata, edited with its ✎ button; what is left empty comes from the
+      // settings above.
+      metaFields: [
+        { id: "description", name: "Description", placeholder: "as set above" },
+        { id: "tags", name: "Tags", placeholder: "comma-separated; as set above" },
+        {
+          id: "visibility",
+          name: "Visibility",
+          render: ({ value, onChange }, hh) =>
+            hh(
+              "select",
+              { class: "uppy-u-reset uppy-c-textInput", value: value ?? "", onChange: (e) => onChange(e.target.value) },
+              hh("option", { value: "" }, "as set above"),
+              hh("option", { value: "private" }, "private"),
+              hh("option", { value: "public" }, "public"),
+            ),
+        },
+      ],
     });
     uppy.use(Tus, {
       endpoint: app.api.url("/api/v1/tus"),
@@ -118,8 +135,9 @@ export function uploadView(app) {
       chunkSize: TUS_CHUNK_BYTES,
       removeFingerprintOnSuccess: true,
     });
-    uploader = uppy.getPlugin("Tus");
-    applySettings();
+    uppy.addPreProcessor(async (ids) => {
+      for (const id of ids) uppy.setFileState(id, { meta: metadataOf(uppy.getFile(id)) });
+    });
     uppy.on("restriction-failed", (file, error) => {
       const message = `${file?.name ?? "File"}: ${error.message}`;
       refusals.append(h("li", {}, message));
@@ -130,6 +148,7 @@ export function uploadView(app) {
       const message = answer ? errorFrom(answer.status, answer.text).message : "Depot could not be reached.";
       refusals.append(h("li", { "data-file": file.name }, `${file.name}: ${message}`));
       app.fail(`${file.name}: ${message}`);
+      if (answer?.status === 401) app.api.onUnauthorized();
       // A body over the proxy's limit leaves the upload created but unusable to this client
       // (its chunks are that large): end it. Depot itself ends one whose bytes it refuses.
       if (answer?.status === 413) end(file);
@@ -156,7 +175,15 @@ export function uploadView(app) {
   start().catch((error) => app.fail(error));
   return {
     element,
+    // Kept while the user visits other views, so uploads go on: ended only at logout.
+    keep: true,
+    /** Whether an upload is sending now (not paused, not finished). */
+    busy() {
+      return (uppy?.getFiles() ?? []).some((f) => f.progress.uploadStarted && !f.progress.uploadComplete && !f.isPaused && !f.error);
+    },
+    /** Stop every upload and end them on the server (tus DELETE), while the token works. */
     dispose() {
+      uppy?.cancelAll();
       uppy?.destroy();
     },
   };

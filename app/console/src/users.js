@@ -1,7 +1,7 @@
 // Admins manage accounts: list them page by page, create one, change roles and whether it
 // is active, delete. GET/POST /api/v1/users, PATCH/DELETE /api/v1/users/<id>. A role change
 // or a deactivation applies to that user's very next request.
-import { fill, formValues, h, when } from "./dom.js";
+import { confirmButton, fill, formValues, h, when } from "./dom.js";
 
 const ROLES = ["user", "uploader", "admin"];
 const PER_PAGE = 20;
@@ -14,7 +14,7 @@ export function usersView(app) {
     "form",
     { class: "card", "aria-label": "New user" },
     h("h2", {}, "New user"),
-    h("label", {}, "Email", h("input", { name: "email", type: "email", required: true })),
+    h("label", {}, "Email", h("input", { name: "email", type: "email", required: true, autocomplete: "off" })),
     h("label", {}, "Name", h("input", { name: "name", required: true, maxlength: 100 })),
     h("label", {}, "Password (8 characters or more)", h("input", { name: "password", type: "password", required: true, autocomplete: "new-password" })),
     roleBoxes(["user"]),
@@ -25,10 +25,14 @@ export function usersView(app) {
     { "aria-label": "Users" },
     h("h1", {}, "Users"),
     h(
-      "table",
-      { class: "users" },
-      h("thead", {}, h("tr", {}, ["Email", "Name", "Roles", "Active", "Created", ""].map((t) => h("th", {}, t)))),
-      rows,
+      "div",
+      { class: "scroll" },
+      h(
+        "table",
+        { class: "users" },
+        h("thead", {}, h("tr", {}, ["Email", "Name", "Roles and status", "Created", ""].map((t) => h("th", {}, t)))),
+        rows,
+      ),
     ),
     pager,
     form,
@@ -94,23 +98,16 @@ export function usersView(app) {
       h("td", {}, user.email),
       h("td", {}, user.name),
       h("td", {}, change),
-      h("td", {}, user.active ? "yes" : "no"),
       h("td", {}, when(user.created_at)),
       h(
         "td",
         {},
-        user.id !== app.user.id &&
-          h("button", { type: "button", class: "danger", onclick: (e) => remove(user, e.target) }, "Delete"),
+        user.id !== app.user.id && confirmButton("Delete", "Really delete?", () => remove(user)),
       ),
     );
   }
 
-  async function remove(user, button) {
-    if (button.dataset.confirm !== "yes") {
-      button.dataset.confirm = "yes";
-      button.textContent = "Really delete?";
-      return;
-    }
+  async function remove(user) {
     try {
       await app.api.json("DELETE", `/api/v1/users/${user.id}`);
       await load();
