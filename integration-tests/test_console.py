@@ -25,6 +25,7 @@ import hashlib
 import os
 import re
 import struct
+import time
 import uuid
 import zlib
 from pathlib import Path
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD, Api, depot_env, running_depot
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD, Api, depot_env, new_uploader, running_depot
 from js_clients import chromium_context, open_console, require_console
 from processes import ROOT, Nginx, temporary_database
 
@@ -55,6 +56,17 @@ def png(width: int = 24, height: int = 16) -> bytes:
     rows = b"".join(b"\x00" + b"\xff\x80\x00" * width for _ in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def durable_offset(api: Api, tus_path: str) -> int:
+    """The offset of a resumable upload whose PATCH the browser has just cut: what arrived is
+    kept once Depot has seen the cut (within a few seconds)."""
+    deadline = time.monotonic() + 15
+    while True:
+        offset = int(api.head(tus_path, headers={"Tus-Resumable": "1.0.0"}).headers["Upload-Offset"])
+        if offset or time.monotonic() > deadline:
+            return offset
+        time.sleep(0.2)
 
 
 class Console:
@@ -176,11 +188,7 @@ def test_every_flow_of_the_console_on_another_origin_through_the_topology(topolo
         ui.shot("4-paused")
         records = topology.proxy.access_records()
         tus_path = next(r["path"] for r in reversed(records) if r["method"] == "PATCH")
-        page.wait_for_timeout(500)  # the cut PATCH's bytes made durable
-        progress = api.get(tus_path)
-        assert progress.status_code == 200, progress.text
-        paused_at = progress.json()["offset"]
-        assert 0 < paused_at < LARGE, progress.json()
+        assert 0 < durable_offset(api, tus_path) < LARGE
         page.click(".uppy-StatusBar button[aria-label='Resume']")
         # Other views meanwhile: the upload goes on (it is not cancelled, nor ended on the server).
         page.wait_for_selector(".uppy-StatusBar button[aria-label='Pause']")
@@ -378,14 +386,7 @@ def test_the_console_served_by_the_proxy_resumes_an_upload_after_a_reload(topolo
         page.wait_for_selector(f"#who:has-text('{email}')")  # still logged in
         records = topology.proxy.access_records()
         tus_path = next(r["path"] for r in reversed(records) if r["method"] == "PATCH")
-        # What arrived before the reload cut the PATCH is kept once Depot sees the cut.
-        offset = 0
-        for _ in range(50):
-            offset = int(api.head(tus_path, headers={"Tus-Resumable": "1.0.0"}).headers["Upload-Offset"])
-            if offset:
-                break
-            page.wait_for_timeout(200)
-        assert 0 < offset < LARGE
+        assert 0 < durable_offset(api, tus_path) < LARGE
 
         ui.go("upload", ".uppy-Dashboard")
         ui.add_files(large)
@@ -425,13 +426,8 @@ def quota_deployment(tmp_path):
 def test_refused_uploads_show_the_message_of_depot_or_of_its_proxy(quota_deployment, tmp_path):
     require_console()
     proxy = quota_deployment
-    admin = Api(proxy.url).login(ADMIN_EMAIL, ADMIN_PASSWORD)
-    email = f"quota-{uuid.uuid4().hex[:6]}@example.com"
-    made = admin.post(
-        "/api/v1/users", json={"email": email, "password": USER_PASSWORD, "name": "Q", "roles": ["uploader"]}
-    )
-    assert made.status_code == 201, made.text
-    api = Api(proxy.url).login(email, USER_PASSWORD)
+    api = new_uploader(Api(proxy.url).login(ADMIN_EMAIL, ADMIN_PASSWORD))
+    email = api.get("/api/v1/users/me").json()["email"]
     fake = tmp_path / "fake.png"
     fake.write_bytes(b"this is text, not an image\n")
     tagged = tmp_path / "tagged.txt"

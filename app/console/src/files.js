@@ -209,7 +209,7 @@ export function filesView(app) {
    *  larger one through a share link that lives a few minutes, which the browser streams to
    *  disk itself (a download cannot carry the Authorization header). */
   async function download(upload) {
-    try {
+    await app.attempt(async () => {
       let url;
       if (upload.size <= IN_MEMORY_MAX_BYTES) url = await objectUrl(upload);
       else {
@@ -222,9 +222,7 @@ export function filesView(app) {
       document.body.append(anchor);
       anchor.click();
       anchor.remove();
-    } catch (error) {
-      app.fail(error);
-    }
+    });
   }
 
   function editor(upload) {
@@ -253,13 +251,11 @@ export function filesView(app) {
         visibility: values.visibility,
         tags: values.tags.split(",").map((t) => t.trim()).filter(Boolean),
       };
-      try {
+      await app.attempt(async () => {
         await app.api.json("PATCH", `/api/v1/uploads/${upload.id}`, { json: change });
         await load();
         app.notify(`Saved ${upload.filename}.`);
-      } catch (error) {
-        app.fail(error);
-      }
+      });
     });
     return form;
   }
@@ -281,7 +277,7 @@ export function filesView(app) {
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      try {
+      await app.attempt(async () => {
         const link = await app.api.json("POST", `/api/v1/uploads/${upload.id}/links`, {
           json: { expires_in: Number(formValues(form).expires_in) },
         });
@@ -293,30 +289,24 @@ export function filesView(app) {
           h("span", { class: "hint" }, `Anyone with this link can download the file until ${when(link.expires_at)}.`),
         );
         field.select();
-      } catch (error) {
-        app.fail(error);
-      }
+      });
     });
     async function revoke() {
-      try {
+      await app.attempt(async () => {
         await app.api.json("DELETE", `/api/v1/uploads/${upload.id}/links`);
         fill(result);
         app.notify(`Every share link of ${upload.filename} is revoked.`);
-      } catch (error) {
-        app.fail(error);
-      }
+      });
     }
     return form;
   }
 
   async function remove(upload) {
-    try {
+    await app.attempt(async () => {
       await app.api.json("DELETE", `/api/v1/uploads/${upload.id}`);
       await load();
       app.notify(`Deleted ${upload.filename}.`);
-    } catch (error) {
-      app.fail(error);
-    }
+    });
   }
 
   function search() {

@@ -22,12 +22,10 @@ export function loginView(app, why) {
     event.preventDefault();
     app.clearMessages();
     const { email, password } = formValues(form);
-    try {
+    await app.attempt(async () => {
       const answer = await app.api.json("POST", "/api/v1/auth/token", { json: { email, password } });
       await app.signIn(answer.access_token, answer.user);
-    } catch (error) {
-      app.fail(error);
-    }
+    });
   });
   return { element: form };
 }

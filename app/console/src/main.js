@@ -36,6 +36,15 @@ const app = {
     alertBox.hidden = false;
     fill(alertBox, problem instanceof Error ? problem.message : String(problem));
   },
+  /** Run `action`; a failure shows its message (Depot's, for a refused request). */
+  async attempt(action) {
+    try {
+      return await action();
+    } catch (error) {
+      app.fail(error);
+      return undefined;
+    }
+  },
   notify(text) {
     noticeBox.hidden = false;
     fill(noticeBox, text);

@@ -48,12 +48,10 @@ export function tokensView(app) {
   }
 
   async function load() {
-    try {
+    await app.attempt(async () => {
       const tokens = await app.api.get("/api/v1/users/me/tokens");
       fill(rows, tokens.length ? tokens.map(row) : h("tr", {}, h("td", { colspan: 6 }, "No API tokens.")));
-    } catch (error) {
-      app.fail(error);
-    }
+    });
   }
 
   function row(token) {
@@ -70,14 +68,12 @@ export function tokensView(app) {
   }
 
   async function revoke(token) {
-    try {
+    await app.attempt(async () => {
       await app.api.json("DELETE", `/api/v1/users/me/tokens/${token.id}`);
       if (shownFor === token.id) forgetSecret();
       await load();
       app.notify(`Revoked ${token.name}.`);
-    } catch (error) {
-      app.fail(error);
-    }
+    });
   }
 
   form.addEventListener("submit", async (event) => {
@@ -86,7 +82,7 @@ export function tokensView(app) {
     const values = formValues(form);
     const request = { name: values.name.trim(), roles: values.roles };
     if (values.expires_in_days) request.expires_in_days = Number(values.expires_in_days);
-    try {
+    await app.attempt(async () => {
       const created = await app.api.json("POST", "/api/v1/users/me/tokens", { json: request });
       secret.hidden = false;
       shownFor = created.id;
@@ -100,9 +96,7 @@ export function tokensView(app) {
       );
       form.reset();
       load();
-    } catch (error) {
-      app.fail(error);
-    }
+    });
   });
 
   load();

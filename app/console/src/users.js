@@ -82,15 +82,13 @@ export function usersView(app) {
     change.addEventListener("submit", async (event) => {
       event.preventDefault();
       const values = formValues(change);
-      try {
+      await app.attempt(async () => {
         await app.api.json("PATCH", `/api/v1/users/${user.id}`, {
           json: { roles: values.roles, active: values.active.length > 0 },
         });
         await load();
         app.notify(`Saved ${user.email}.`);
-      } catch (error) {
-        app.fail(error);
-      }
+      });
     });
     return h(
       "tr",
@@ -108,29 +106,25 @@ export function usersView(app) {
   }
 
   async function remove(user) {
-    try {
+    await app.attempt(async () => {
       await app.api.json("DELETE", `/api/v1/users/${user.id}`);
       await load();
       app.notify(`Deleted ${user.email}.`);
-    } catch (error) {
-      app.fail(error);
-    }
+    });
   }
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     app.clearMessages();
     const values = formValues(form);
-    try {
+    await app.attempt(async () => {
       const created = await app.api.json("POST", "/api/v1/users", {
         json: { email: values.email.trim(), name: values.name.trim(), password: values.password, roles: values.roles },
       });
       form.reset();
       await load();
       app.notify(`Created ${created.email}.`);
-    } catch (error) {
-      app.fail(error);
-    }
+    });
   });
 
   load();
