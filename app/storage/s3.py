@@ -96,6 +96,8 @@ class S3ObjectReader:
 
     FIRST_WINDOW_BYTES = 512 * 1024
     MAX_WINDOW_BYTES = 16 * 1024 * 1024
+    # Read at open, before any header is sent: see _read_ahead.
+    READ_AHEAD_BYTES = 64 * 1024
 
     def __init__(self, client: Any, bucket: str, key: str, offset: int = 0) -> None:
         self._client, self._bucket, self._key = client, bucket, key
@@ -104,7 +106,17 @@ class S3ObjectReader:
         self._window_end = offset  # the first byte past the current window
         self._window = self.FIRST_WINDOW_BYTES
         self._size: int | None = None
+        self._ahead = b""  # bytes read at open and not yet returned; self._position is past them
         self._open_window()  # eagerly, so a missing object is an error before any header is sent
+        self._read_ahead()
+
+    def _read_ahead(self) -> None:
+        """Read the first bytes now, while the request can still answer an error: a store that
+        cuts the connection just after answering (an outage beginning) fails here, as a JSON
+        503, instead of in the server's first read, when the response has begun and gunicorn
+        could only answer its own HTML 500."""
+        if self._body is not None:
+            self._ahead = self._read_body(min(self.READ_AHEAD_BYTES, self._window_end - self._position))
 
     def _open_window(self) -> None:
         last = self._position + self._window - 1
@@ -139,6 +151,11 @@ class S3ObjectReader:
         whole = size is None or size < 0
         if whole:
             return b"".join(iter(lambda: self.read(self.MAX_WINDOW_BYTES), b""))
+        if self._ahead:
+            data, self._ahead = self._ahead[:size], self._ahead[size:]
+            if len(data) < size and self._body is not None and self._position < self._window_end:
+                data += self._read_body(min(size - len(data), self._window_end - self._position))
+            return data
         if self._body is not None and self._position >= self._window_end:
             self._body.close()  # read to its end: its connection is back in the pool already
             self._body = None
@@ -146,8 +163,11 @@ class S3ObjectReader:
                 self._open_window()
         if self._body is None:
             return b""
+        return self._read_body(min(size, self._window_end - self._position))
+
+    def _read_body(self, size: int) -> bytes:
         try:
-            data = self._body.read(min(size, self._window_end - self._position))
+            data = self._body.read(size)
         except BOTO_FAILURES + (OSError,) as error:
             raise StorageError(f"read failed: {describe(error)}") from error
         if not data and self._position < self._window_end:
@@ -162,16 +182,19 @@ class S3ObjectReader:
         return True
 
     def tell(self) -> int:
-        return self._position
+        return self._position - len(self._ahead)
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        target = {0: offset, 1: self._position + offset, 2: (self._size or 0) + offset}[whence]
-        if target != self._position:
+        here = self.tell()
+        target = {0: offset, 1: here + offset, 2: (self._size or 0) + offset}[whence]
+        if target != here:
             self.close()
+            self._ahead = b""
             self._position = target
             self._window = self.FIRST_WINDOW_BYTES
             self._open_window()
-        return self._position
+            self._read_ahead()
+        return self.tell()
 
     def close(self) -> None:
         if self._body is not None:

@@ -11,7 +11,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import EndpointConnectionError, ReadTimeoutError, ResponseStreamingError
 
 from app.config import TestingConfig
 from app.storage import s3 as s3_module
@@ -197,6 +197,43 @@ def test_unreachable_store_errors_name_no_endpoint(s3_client):
 def test_a_missing_object_fails_at_open_before_anything_is_sent(s3_store):
     with pytest.raises(ObjectMissing, match="NoSuchKey"):
         s3_store.open(KEY)
+
+
+class CutBody:
+    """A reply body whose connection the store (or the network) cuts before any byte."""
+
+    def read(self, *_args):
+        raise ResponseStreamingError(error=ConnectionResetError(104, "Connection reset by peer"))
+
+    def close(self):
+        pass
+
+
+def test_a_connection_cut_right_after_the_reply_fails_at_open_before_anything_is_sent(s3_store, monkeypatch):
+    """Opened for a download, the object's first bytes are read at once: a store that cuts the
+    connection just after answering fails while the request can still answer a JSON 503,
+    not once the response has begun (gunicorn's own HTML 500)."""
+    s3_store.promote(s3_store.stage([b"abc" * 1000]), KEY)
+    client = s3_store.client
+    real_get = client.get_object
+    monkeypatch.setattr(client, "get_object", lambda **kwargs: {**real_get(**kwargs), "Body": CutBody()})
+
+    with pytest.raises(StorageError, match="read failed"):
+        s3_store.open(KEY)
+
+
+def test_bytes_read_ahead_at_open_are_the_first_ones_read(s3_store):
+    data = bytes(range(256)) * 4096  # 1 MiB, past the first window
+    s3_store.promote(s3_store.stage([data]), KEY)
+
+    with s3_store.open(KEY, 10) as handle:
+        assert handle.tell() == 10
+        assert handle.read(5) == data[10:15]
+        assert handle.tell() == 15
+        assert handle.read() == data[15:]
+    with s3_store.open(KEY) as handle:
+        handle.seek(100)  # past what was read ahead: read from there
+        assert handle.read(10) == data[100:110]
 
 
 def test_reading_past_the_end_gives_nothing(s3_store):
