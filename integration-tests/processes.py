@@ -462,11 +462,16 @@ class PostgresServer:
 
     def pause(self) -> None:
         """Stop every process of the cluster (SIGSTOP), the postmaster first so it forks no
-        new one: the kernel still accepts connections and data, no reply ever comes."""
-        self._paused = self.processes()
-        for pid in self._paused:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
+        new one: the kernel still accepts connections and data, no reply ever comes. Listed
+        again until none is left running: a backend forked between the listing and the
+        postmaster's stop would otherwise go on answering its connection (seen: /readyz
+        answering 200 through the pool during the outage)."""
+        self._paused = []
+        while fresh := [pid for pid in self.processes() if pid not in self._paused]:
+            for pid in fresh:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+                self._paused.append(pid)
 
     def resume(self) -> None:
         for pid in reversed(self._paused):
