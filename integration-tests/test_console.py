@@ -37,6 +37,8 @@ from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, USER_PASSWORD, Api, depot_env,
 from js_clients import chromium_context, open_console, require_console
 from processes import ROOT, Nginx, temporary_database
 
+from app.console import CONSOLE_CSP
+
 MIB = 1024 * 1024
 WAIT_MS = 60_000
 SHOTS = ROOT / "test-artifacts" / "console"
@@ -45,6 +47,12 @@ SHOTS = ROOT / "test-artifacts" / "console"
 LARGE = 40 * MIB
 RATE = 2 * MIB
 THROTTLED = {"offline": False, "latency": 0, "downloadThroughput": -1}
+# Whether the page would ask before being left (its beforeunload handler cancels the event).
+LEAVING_IS_QUESTIONED = """() => {
+  const event = new Event("beforeunload", { cancelable: true });
+  window.dispatchEvent(event);
+  return event.defaultPrevented;
+}"""
 
 
 def png(width: int = 24, height: int = 16) -> bytes:
@@ -132,9 +140,17 @@ def console_admin(topology) -> tuple[str, Api]:
     return email, Api(topology.proxy.url).login(email, USER_PASSWORD)
 
 
-def test_every_flow_of_the_console_on_another_origin_through_the_topology(topology, console_admin, tmp_path):
+def test_every_flow_of_the_console_on_another_origin_through_the_topology(
+    topology, console_admin, topology_uploader, tmp_path
+):
     email, api = console_admin
     tag = f"console-{uuid.uuid4().hex[:6]}"
+    # Another user's public file with the same tag: listed, with its owner, unless "Only mine".
+    theirs = topology_uploader.post(
+        "/api/v1/uploads", files={"file": ("theirs.txt", b"theirs")}, data={"tags": tag, "visibility": "public"}
+    )
+    assert theirs.status_code == 201, theirs.text
+    their_email = topology_uploader.get("/api/v1/users/me").json()["email"]
     photo, notes, large = tmp_path / "photo.png", tmp_path / "notes.txt", tmp_path / "holiday.png"
     photo.write_bytes(png())
     notes.write_bytes(b"notes from the console\n" * 100)
@@ -204,7 +220,7 @@ def test_every_flow_of_the_console_on_another_origin_through_the_topology(topolo
         assert [r["path"] for r in posts] == ["/api/v1/tus"], posts
 
         stored = {u["filename"]: u for u in api.get("/api/v1/uploads", params={"tag": tag}).json()["items"]}
-        assert set(stored) == {"photo.png", "notes.txt", "holiday.png"}
+        assert set(stored) == {"photo.png", "notes.txt", "holiday.png", "theirs.txt"}
         assert (stored["photo.png"]["description"], stored["photo.png"]["visibility"]) == (
             "from the console",
             "private",
@@ -218,7 +234,19 @@ def test_every_flow_of_the_console_on_another_origin_through_the_topology(topolo
         # Browse: filter by tag, search, page through a tag's 11 uploads ten at a time.
         ui.go("files", "table.files")
         ui.search(tag=tag)
+        assert sorted(ui.rows()) == ["holiday.png", "notes.txt", "photo.png", "theirs.txt"]
+        owner = ui.row("theirs.txt").locator("td.owner")
+        page.wait_for_function(
+            "([cell, email]) => cell.textContent === email", arg=[owner.element_handle(), their_email]
+        )
+        assert ui.row("photo.png").locator("td.owner").inner_text() == "you"
+        with page.expect_response(lambda r: "owner=" in r.url):
+            page.check("form.filters input[name=mine]")  # applies at once
+        page.wait_for_timeout(100)
         assert sorted(ui.rows()) == ["holiday.png", "notes.txt", "photo.png"]
+        ui.search(content_type="image/png")
+        assert sorted(ui.rows()) == ["holiday.png", "photo.png"]
+        ui.search(content_type="")
         preview = ui.row("photo.png").locator("td.thumb img")
         preview.wait_for(timeout=WAIT_MS)
         assert preview.get_attribute("src").startswith("blob:")
@@ -380,6 +408,8 @@ def test_the_console_served_by_the_proxy_resumes_an_upload_after_a_reload(topolo
         page.wait_for_function(
             "() => /Uploading: [1-9][0-9]?%/.test(document.querySelector('.uppy-StatusBar').innerText)", timeout=WAIT_MS
         )
+        # Leaving now would stop an upload that is sending: the page asks first.
+        assert page.evaluate(LEAVING_IS_QUESTIONED) is True
         page.reload()
         cdp.send("Network.emulateNetworkConditions", {**THROTTLED, "uploadThroughput": -1})
         page.wait_for_function("() => window.depotConsole && window.depotConsole.ready")
@@ -392,15 +422,35 @@ def test_the_console_served_by_the_proxy_resumes_an_upload_after_a_reload(topolo
         ui.add_files(large)
         ui.start_upload()
         page.wait_for_selector("#upload-stored li", timeout=WAIT_MS)
+        assert page.evaluate(LEAVING_IS_QUESTIONED) is False  # nothing sending any more
+        after = topology.proxy.access_records()[len(records) :]
 
-    after = topology.proxy.access_records()[len(records) :]
+        # Logging out mid-upload ends that upload on the server, while the token still works.
+        cdp.send("Network.emulateNetworkConditions", {**THROTTLED, "uploadThroughput": RATE})
+        page.click(".uppy-StatusBar-actionBtn--done")
+        later = large.with_name("later.png")
+        later.write_bytes(large.read_bytes())
+        ui.add_files(later)
+        ui.start_upload()
+        page.wait_for_function(
+            "() => /Uploading: [1-9][0-9]?%/.test(document.querySelector('.uppy-StatusBar').innerText)", timeout=WAIT_MS
+        )
+        before_logout = len(topology.proxy.access_records())
+        page.click("#logout")
+        page.wait_for_selector("form.login p:has-text('You are logged out.')")
+        ended = topology.proxy.access_records()[before_logout:]
+
     calls = [(r["method"], r["path"]) for r in after if r["path"].startswith("/api/v1/tus")]
     assert ("HEAD", tus_path) in calls and ("POST", "/api/v1/tus") not in calls, calls
+    later_path = next(r["path"] for r in reversed(topology.proxy.access_records()) if r["method"] == "PATCH")
+    assert ("DELETE", later_path, 204) in [(r["method"], r["path"], r["status"]) for r in ended], ended
+    assert api.head(later_path, headers={"Tus-Resumable": "1.0.0"}).status_code in (404, 410)
     stored = api.get("/api/v1/uploads", params={"owner": api.get("/api/v1/users/me").json()["id"]}).json()["items"]
     assert [u["filename"] for u in stored] == ["again.png"]
     body = api.get(stored[0]["download_url"]).content
     assert hashlib.sha256(body).digest() == hashlib.sha256(large.read_bytes()).digest()
-    assert ui.errors == []
+    # Only the browser's own note of the DELETE that waited for the cut PATCH (423, retried).
+    assert set(ui.errors) <= {"Failed to load resource: the server responded with a status of 423 (LOCKED)"}
 
 
 @pytest.fixture
@@ -440,8 +490,12 @@ def test_refused_uploads_show_the_message_of_depot_or_of_its_proxy(quota_deploym
     with chromium_context(tmp_path / "chromium-profile") as context:
         page = context.new_page()
         ui = Console(page, "same-origin")
-        answer = page.goto(f"{proxy.url}/console/")
-        assert answer.headers["content-security-policy"].startswith("default-src 'self'; script-src 'self';")
+        answer = page.goto(f"{proxy.url}/console")  # nginx redirects to /console/
+        assert answer.url == f"{proxy.url}/console/"
+        assert answer.headers["content-security-policy"] == CONSOLE_CSP
+        missing = requests.get(f"{proxy.url}/console/missing.js", timeout=10)
+        assert (missing.status_code, missing.headers["Content-Type"]) == (404, "application/json")
+        assert missing.json()["error"] == "not_found"
         page.wait_for_function("() => window.depotConsole && window.depotConsole.ready")
         ui.log_in(email, USER_PASSWORD)
         # An uploader has no Users page: asked for it, the console says why and shows Files.
@@ -476,7 +530,8 @@ def test_refused_uploads_show_the_message_of_depot_or_of_its_proxy(quota_deploym
             "too-large.txt: too-large.txt exceeds maximum allowed size of 4 MB",
             "setup.exe: You can only upload: .csv, .gif, .gz, .jpeg, .jpg, .json, .md, .pdf, .png, .txt, .webp, .zip",
         ]
-        assert [r["path"] for r in proxy.access_records()[sent_before:]] == []  # nothing sent
+        sent = [r["path"] for r in proxy.access_records()[sent_before:]]
+        assert not [path for path in sent if path.startswith(("/api/v1/tus", "/api/v1/uploads"))], sent
         page.evaluate("() => document.getElementById('upload-refusals').replaceChildren()")
 
         # 415 from Depot: the bytes are not the PNG the name says.

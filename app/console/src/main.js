@@ -144,7 +144,7 @@ window.addEventListener("beforeunload", (event) => {
 
 logoutButton.addEventListener("click", async () => {
   // Uploads in progress end first, while the token can still end them on the server.
-  app.uploads?.dispose();
+  await app.uploads?.end();
   app.uploads = null;
   try {
     await app.api.json("POST", "/api/v1/auth/logout");

@@ -14,6 +14,9 @@ import { errorFrom } from "./api.js";
 import { bytes, fill, formValues, h } from "./dom.js";
 
 const TUS_CHUNK_BYTES = 32 * 1024 * 1024;
+// How long logging out waits for the server to end the uploads in progress (tus-js-client
+// retries a 423 after 0, 1, 3 and 5 s: Depot frees a cut PATCH's upload within seconds).
+const ENDING_PATIENCE_MS = 12_000;
 
 /** Uppy's restrictions from the policy: no file larger than the limit or than what is left
  *  of the quota. (Not a total: Uppy would count the files of a finished batch still on show,
@@ -36,8 +39,8 @@ function limitsText(policy) {
 }
 
 /** The answer that refused an upload, as Uppy's tus plugin hands it over. */
-function answerOf(error, response) {
-  const xhr = response?.body?.xhr ?? error?.originalResponse?.getUnderlyingObject?.();
+function answerOf(response) {
+  const xhr = response?.body?.xhr;
   return xhr && xhr.status ? { status: xhr.status, text: xhr.responseText } : null;
 }
 
@@ -77,6 +80,7 @@ export function uploadView(app) {
   );
 
   const fields = ["description", "visibility", "tags"];
+  const ending = new Map(); // upload URL -> resolves once the server has ended that upload
 
   /** Each file's tus metadata when its upload starts: its name and type, then for each of
    *  Depot's fields its own value (set in the Dashboard) or else the settings above. Empty
@@ -91,6 +95,7 @@ export function uploadView(app) {
     return meta;
   }
 
+  /** The policy as it is now, shown above the Dashboard and applied as Uppy's restrictions. */
   async function refreshPolicy() {
     const policy = await app.api.get("/api/v1/uploads/policy");
     fill(limits, limitsText(policy));
@@ -99,8 +104,7 @@ export function uploadView(app) {
   }
 
   async function start() {
-    const policy = await app.api.get("/api/v1/uploads/policy");
-    fill(limits, limitsText(policy));
+    const policy = await refreshPolicy();
     uppy = new Uppy({ restrictions: restrictionsOf(policy), logger: quietLogger });
     uppy.use(Dashboard, {
       inline: true,
@@ -134,6 +138,10 @@ export function uploadView(app) {
       headers: () => ({ Authorization: `Bearer ${app.api.token}` }),
       chunkSize: TUS_CHUNK_BYTES,
       removeFingerprintOnSuccess: true,
+      // Which cancelled uploads the server has ended (tus-js-client retries a 423).
+      onAfterResponse: (request, answer) => {
+        if (request.getMethod() === "DELETE" && answer.getStatus() !== 423) ending.get(request.getURL())?.();
+      },
     });
     uppy.addPreProcessor(async (ids) => {
       for (const id of ids) uppy.setFileState(id, { meta: metadataOf(uppy.getFile(id)) });
@@ -143,8 +151,8 @@ export function uploadView(app) {
       refusals.append(h("li", {}, message));
       app.fail(message);
     });
-    uppy.on("upload-error", (file, error, response) => {
-      const answer = answerOf(error, response);
+    uppy.on("upload-error", (file, _error, response) => {
+      const answer = answerOf(response);
       const message = answer ? errorFrom(answer.status, answer.text).message : "Depot could not be reached.";
       refusals.append(h("li", { "data-file": file.name }, `${file.name}: ${message}`));
       app.fail(`${file.name}: ${message}`);
@@ -181,7 +189,17 @@ export function uploadView(app) {
     busy() {
       return (uppy?.getFiles() ?? []).some((f) => f.progress.uploadStarted && !f.progress.uploadComplete && !f.isPaused && !f.error);
     },
-    /** Stop every upload and end them on the server (tus DELETE), while the token works. */
+    /** Stop every upload and end the unfinished ones on the server (tus DELETE), waiting
+     *  (at most ENDING_PATIENCE_MS) until it has: a PATCH just cut may hold its upload for a
+     *  moment (423), so the token must still work meanwhile. */
+    async end() {
+      const urls = (uppy?.getFiles() ?? []).filter((f) => f.tus?.uploadUrl && !f.progress.uploadComplete);
+      const ended = urls.map((f) => new Promise((resolve) => ending.set(f.tus.uploadUrl, resolve)));
+      uppy?.cancelAll();
+      await Promise.race([Promise.all(ended), new Promise((resolve) => setTimeout(resolve, ENDING_PATIENCE_MS))]);
+      uppy?.destroy();
+    },
+    /** Stop every upload at once (the session is already over). */
     dispose() {
       uppy?.cancelAll();
       uppy?.destroy();
